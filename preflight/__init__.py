@@ -1,0 +1,32 @@
+"""preflight: check face photos locally before they are uploaded to an identity-verification API.
+
+>>> import preflight
+>>> report = preflight.check("selfie.jpg")          # doctest: +SKIP
+>>> report.passed, sorted(report.codes)               # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from . import codes
+from .errors import InvalidSourceError, ModelError, PolicyError, PreflightError, SourceNotFoundError
+from .gate import Gate, check
+from .policy import Policy
+from .report import Issue, Measurements, Report
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Gate",
+    "InvalidSourceError",
+    "Issue",
+    "Measurements",
+    "ModelError",
+    "Policy",
+    "PolicyError",
+    "PreflightError",
+    "Report",
+    "SourceNotFoundError",
+    "__version__",
+    "check",
+    "codes",
+]

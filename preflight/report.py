@@ -1,0 +1,180 @@
+"""The result of a check: what was measured, which rules broke, and what to do about it.
+
+Modelled on pydantic's ``ValidationError``: every :class:`Issue` is machine-readable (``code``),
+human-readable (``message`` for developers, ``hint`` for the end user) and carries the measured
+value and the limit it broke.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from . import guidance
+from .codes import DEFAULT_SEVERITY, Severity
+
+Number = int | float
+Value = Number | str | bool | tuple[Any, ...] | None
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One broken rule."""
+
+    code: str
+    severity: Severity
+    message: str
+    hint: str = ""
+    measured: Value = None
+    limit: Value = None
+
+    @classmethod
+    def make(
+        cls,
+        code: str,
+        message: str,
+        *,
+        measured: Value = None,
+        limit: Value = None,
+        severity: Severity | None = None,
+    ) -> Issue:
+        """An issue with the code's default severity and English hint."""
+        return cls(
+            code=code,
+            severity=severity or DEFAULT_SEVERITY.get(code, "error"),
+            message=message,
+            hint=guidance.hint(code),
+            measured=measured,
+            limit=limit,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "message": self.message,
+            "hint": self.hint,
+            "measured": _plain(self.measured),
+            "limit": _plain(self.limit),
+        }
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """What the gate measured. A field is ``None`` when it could not be measured."""
+
+    # file (from the encoded bytes; None for decoded inputs such as arrays and PIL images)
+    format: str | None = None
+    file_bytes: int | None = None
+    jpeg_quality: int | None = None
+    exif_orientation: int | None = None
+    # image, after applying the EXIF orientation (what a person sees)
+    width: int | None = None
+    height: int | None = None
+    mode: str | None = None
+    # face (primary = largest face)
+    face_count: int | None = None
+    face_box: tuple[int, int, int, int] | None = None
+    face_size_px: float | None = None
+    eye_distance_px: float | None = None
+    second_face_ratio: float | None = None
+    face_cut_off_fraction: float | None = None
+    pitch_deg: float | None = None
+    yaw_deg: float | None = None
+    roll_deg: float | None = None
+    left_eye_closed: float | None = None
+    right_eye_closed: float | None = None
+    sunglasses_score: float | None = None
+    # pixels of the face region
+    sharpness: float | None = None
+    brightness: float | None = None
+    underexposed_fraction: float | None = None
+    overexposed_fraction: float | None = None
+    lighting_asymmetry: float | None = None
+    colourfulness: float | None = None
+    glare_fraction: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: _plain(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+
+@dataclass(frozen=True)
+class Report:
+    """The verdict on one image."""
+
+    issues: tuple[Issue, ...]
+    measurements: Measurements
+    #: Rules that were not evaluated, with the reason (e.g. a decoded input has no file size).
+    not_checked: Mapping[str, str] = field(default_factory=dict)
+    source: str | None = None
+    policy: str = "progeny_selfie"
+    elapsed_ms: float | None = field(default=None, compare=False)
+
+    @property
+    def passed(self) -> bool:
+        """True when no issue has error severity (warnings do not fail an image)."""
+        return not any(i.severity == "error" for i in self.issues)
+
+    @property
+    def codes(self) -> frozenset[str]:
+        return frozenset(i.code for i in self.issues)
+
+    @property
+    def errors(self) -> tuple[Issue, ...]:
+        return tuple(i for i in self.issues if i.severity == "error")
+
+    @property
+    def warnings(self) -> tuple[Issue, ...]:
+        return tuple(i for i in self.issues if i.severity == "warning")
+
+    def hints(self, locale: str = guidance.DEFAULT_LOCALE) -> list[str]:
+        """Distinct end-user hints, most important first, in ``locale``."""
+        return guidance.ordered_hints(self.issues, locale)
+
+    def api_issues(self) -> dict[str, str]:
+        """``{CODE: message}``, the shape the Progeny API uses for its own issues."""
+        return {i.code: i.message for i in self.issues}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "passed": self.passed,
+            "policy": self.policy,
+            "issues": {"preflight": self.api_issues()} if self.issues else {},
+            "details": [i.to_dict() for i in self.issues],
+            "hints": self.hints(),
+            "measurements": self.measurements.to_dict(),
+            "not_checked": dict(self.not_checked),
+            "elapsed_ms": None if self.elapsed_ms is None else round(self.elapsed_ms, 2),
+        }
+
+    def to_json(self, **kwargs: Any) -> str:
+        kwargs.setdefault("ensure_ascii", False)
+        return json.dumps(self.to_dict(), **kwargs)
+
+    def __str__(self) -> str:
+        verdict = "PASS" if self.passed else "FAIL"
+        lines = [f"{self.source or '<image>'}: {verdict}"]
+        lines += [f"  {i.severity:7} {i.code}: {i.message}" for i in self.issues]
+        return "\n".join(lines)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly: tuples to lists, NaN to None, numpy scalars to Python numbers."""
+    if value is None or isinstance(value, (bool, str, int)):
+        return value
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, 4)
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    item = getattr(value, "item", None)
+    if callable(item):
+        return _plain(item())
+    return str(value)
