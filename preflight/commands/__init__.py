@@ -1,0 +1,1 @@
+"""Subcommands of the ``preflight`` command line: each module defines ``register(subparsers)``."""

@@ -1,0 +1,87 @@
+"""``preflight check FILE... [--json] [--policy FILE.toml|PRESET] [--locale de]``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from ..cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_policy_arguments, load_policy
+from ..gate import Gate
+from ..report import Report
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("check", help="check image files and print a report for each")
+    parser.add_argument("files", nargs="+", metavar="FILE", help="image files to check")
+    parser.add_argument("--json", action="store_true", help="print one JSON report per line")
+    add_policy_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    policy = load_policy(args.policy)
+    missing = [f for f in args.files if not os.path.isfile(f)]
+    if missing:
+        for path in missing:
+            print(f"preflight: no such file: {path}", file=sys.stderr)
+        return EXIT_USAGE
+    any_failed = False
+    with Gate(policy) as gate:
+        for path in args.files:
+            report = gate.check(path)
+            any_failed |= not report.passed
+            if args.json:
+                print(report.to_json(), flush=True)
+            else:
+                print(format_report(report, locale=args.locale), flush=True)
+    return EXIT_FAILED if any_failed else EXIT_OK
+
+
+def format_report(report: Report, *, locale: str = "en") -> str:
+    """A readable table: verdict line, then code, measured, limit and hint for each issue."""
+    from ..guidance import hint
+
+    verdict = "PASS" if report.passed else "FAIL"
+    n_err, n_warn = len(report.errors), len(report.warnings)
+    extra = ", ".join(p for p in (f"{n_err} error(s)" if n_err else "", f"{n_warn} warning(s)" if n_warn else "") if p)
+    lines = [f"{report.source or '<image>'}: {verdict}" + (f" ({extra})" if extra else "")]
+    if report.issues:
+        rows = [("", "CODE", "MEASURED", "LIMIT", "WHAT TO DO")]
+        for issue in sorted(report.issues, key=lambda i: i.severity != "error"):
+            rows.append((
+                "x" if issue.severity == "error" else "!",
+                issue.code,
+                _fmt(issue.measured),
+                _fmt(issue.limit),
+                hint(issue.code, locale) or issue.hint,
+            ))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        for row in rows:
+            cells = [row[i].ljust(widths[i]) for i in range(4)]
+            lines.append("  " + "  ".join(cells) + "  " + row[4])
+    m = report.measurements
+    facts = [f"{m.format or '?'} {m.width or '?'}x{m.height or '?'}"]
+    if m.file_bytes is not None:
+        facts.append(f"{m.file_bytes} bytes")
+    if m.jpeg_quality is not None:
+        facts.append(f"quality {m.jpeg_quality}")
+    if m.face_size_px is not None:
+        facts.append(f"face {m.face_size_px:.0f} px")
+    if m.eye_distance_px is not None:
+        facts.append(f"eyes {m.eye_distance_px:.0f} px apart")
+    if m.yaw_deg is not None and m.pitch_deg is not None and m.roll_deg is not None:
+        facts.append(f"pitch/yaw/roll {m.pitch_deg:+.0f}/{m.yaw_deg:+.0f}/{m.roll_deg:+.0f} deg")
+    lines.append("  " + ", ".join(facts))
+    return "\n".join(lines)
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
+    if isinstance(value, (tuple, list)):
+        return "/".join(str(v) for v in value)
+    return str(value)
