@@ -312,12 +312,12 @@ def _decode(data: bytes, fmt: str, pil: Image.Image | None) -> np.ndarray | None
     if pil is None:
         return None
     try:
-        return _pil_to_rgb(pil)
+        return pil_to_rgb(pil)
     except Exception:
         return None
 
 
-def _pil_to_rgb(pil: Image.Image) -> np.ndarray:
+def pil_to_rgb(pil: Image.Image) -> np.ndarray:
     """8-bit RGB from any Pillow mode: alpha composited on white, 16-bit scaled, CMYK converted."""
     pil.load()
     if pil.mode in ("RGBA", "LA", "PA") or (pil.mode == "P" and "transparency" in pil.info):
@@ -370,7 +370,7 @@ def _load_decoded(obj: Any, name: str | None, policy: Policy) -> LoadedImage:
             img.not_decoded_reason = f"image size {w}x{h} exceeds the limits"
             return img
         try:
-            rgb = _pil_to_rgb(obj)
+            rgb = pil_to_rgb(obj)
         except Exception as exc:
             return _unreadable(img, f"the PIL image could not be converted: {type(exc).__name__}")
         img.rgb = _apply_orientation(rgb, orientation)

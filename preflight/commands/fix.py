@@ -1,0 +1,44 @@
+"""``preflight fix IN -o OUT``: repair what is purely technical (see :mod:`preflight.conform`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from ..cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_policy_arguments, load_policy
+from ..conform import conform
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("fix", help="repair orientation, size, format and metadata; never the face")
+    parser.add_argument("input", metavar="IN", help="the image to repair")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT", help="where to write the repaired image")
+    parser.add_argument("--keep-metadata", action="store_true", help="keep EXIF/XMP metadata when possible")
+    parser.add_argument("--json", action="store_true", help="print what was done as JSON")
+    add_policy_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not os.path.isfile(args.input):
+        print(f"preflight: no such file: {args.input}", file=sys.stderr)
+        return EXIT_USAGE
+    result = conform(args.input, load_policy(args.policy), strip_metadata=not args.keep_metadata)
+    if result.data is not None:
+        result.save(args.output)
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False))
+    else:
+        for change in result.changes:
+            print(f"  changed: {change}")
+        for problem in result.problems:
+            print(f"  cannot fix: {problem}")
+        verdict = "PASS" if result.report.passed else "FAIL"
+        where = f"written to {args.output}" if result.data is not None else "nothing written"
+        print(f"{args.input}: {verdict} after fixing; {where}")
+        for hint in result.report.hints(args.locale):
+            print(f"  - {hint}")
+    return EXIT_OK if result.ok else EXIT_FAILED

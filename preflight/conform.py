@@ -1,0 +1,231 @@
+"""Repair what is purely technical, and nothing else.
+
+``conform`` bakes the EXIF orientation into the pixels, downscales towards the recommended height,
+converts unsupported-but-decodable formats and unusual modes (16-bit, CMYK, RGBA, palette) to 8-bit
+RGB JPEG, re-encodes at the highest JPEG quality that fits the byte limit, and strips EXIF/XMP/GPS
+metadata (keeping the ICC profile). It never upscales, sharpens or brightens: those would hide a real
+problem from the verification service. A low JPEG quality is not repairable either (re-encoding a
+damaged image at a higher setting only fools the estimator), so it is reported, not "fixed".
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image, ImageOps
+
+from . import codes as C
+from .gate import Gate
+from .loading import Source, pil_to_rgb, read_source
+from .metadata import strip_jpeg, strip_png
+from .policy import Policy
+from .report import Report
+
+#: Margin kept above the face-size and eye-distance limits when downscaling.
+FACE_MARGIN = 1.05
+
+
+@dataclass(frozen=True)
+class Conformed:
+    """The result of :func:`conform`: new bytes (or ``None``), what changed, and the new report."""
+
+    data: bytes | None
+    format: str | None
+    report: Report
+    original: Report
+    changes: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
+    jpeg_quality: int | None = None
+    size: tuple[int, int] | None = field(default=None)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes)
+
+    @property
+    def ok(self) -> bool:
+        """True when there is output and it passes the gate."""
+        return self.data is not None and self.report.passed
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        if self.data is None:
+            raise ValueError("nothing to save: " + "; ".join(self.problems))
+        with open(path, "wb") as fh:
+            fh.write(self.data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "bytes": None if self.data is None else len(self.data),
+            "size": list(self.size) if self.size else None,
+            "jpeg_quality": self.jpeg_quality,
+            "changes": list(self.changes),
+            "problems": list(self.problems),
+            "report": self.report.to_dict(),
+            "original": self.original.to_dict(),
+        }
+
+
+def conform(
+    source: Source,
+    policy: Policy | None = None,
+    *,
+    gate: Gate | None = None,
+    strip_metadata: bool = True,
+    name: str | None = None,
+) -> Conformed:
+    """Repair the technical problems of ``source`` that can be repaired without touching the face."""
+    policy = policy or (gate.policy if gate else Policy())
+    own_gate = gate is None
+    gate = gate or Gate(policy)
+    try:
+        return _conform(source, policy, gate, strip_metadata, name)
+    finally:
+        if own_gate:
+            gate.close()
+
+
+def _conform(source: Source, policy: Policy, gate: Gate, strip_metadata: bool, name: str | None) -> Conformed:
+    data, decoded, name = read_source(source, name)
+    original = gate.check(data if data is not None else decoded, policy=policy, name=name)
+    m = original.measurements
+
+    if C.FAILED_TO_READ_IMAGE in original.codes or m.width is None or m.height is None:
+        return Conformed(None, None, original, original, problems=("the image cannot be read",))
+    if max(m.width, m.height) > policy.max_side_px * 4 or m.width * m.height > policy.max_decode_pixels * 4:
+        return Conformed(None, None, original, original,
+                         problems=(f"the image is {m.width}x{m.height}: too large to decode safely",))
+
+    problems: list[str] = []
+    if C.JPEG_QUALITY_TOO_LOW in original.codes:
+        problems.append(
+            f"JPEG quality {m.jpeg_quality} is below {policy.min_jpeg_quality} and cannot be repaired: "
+            "re-encoding would hide the compression damage; use the original photo"
+        )
+
+    pil = _open(data, decoded)
+    if pil is None:
+        return Conformed(None, None, original, original, problems=("the image cannot be decoded",))
+
+    changes: list[str] = []
+    orientation = m.exif_orientation or 1
+    target = _target_size(m.width, m.height, original, policy)
+    needs_pixels = (
+        decoded is not None
+        or orientation != 1
+        or m.format not in policy.allowed_formats
+        or pil.mode not in ("RGB", "L")
+        or target != (m.width, m.height)
+        or (m.file_bytes or 0) > policy.max_file_bytes
+    )
+    if not needs_pixels:
+        assert data is not None
+        if not strip_metadata:
+            return Conformed(data, m.format, original, original, problems=tuple(problems), size=(m.width, m.height),
+                             jpeg_quality=m.jpeg_quality)
+        stripped = strip_jpeg(data) if m.format == "JPEG" else strip_png(data)
+        if stripped is not None:
+            if len(stripped) < len(data):
+                changes.append(f"removed {len(data) - len(stripped)} bytes of metadata (EXIF/XMP/comments); "
+                               "pixels untouched")
+                report = gate.check(stripped, policy=policy, name=name)
+            else:
+                report = original
+            return Conformed(stripped, m.format, report, original, tuple(changes), tuple(problems),
+                             jpeg_quality=m.jpeg_quality, size=(m.width, m.height))
+        # an odd container: fall through and re-encode
+
+    if problems and m.format == "JPEG":
+        # re-encoding would launder the low quality: report instead of degrading silently
+        return Conformed(None, None, original, original, problems=tuple(problems))
+
+    icc = pil.info.get("icc_profile")
+    if orientation != 1:
+        pil = ImageOps.exif_transpose(pil)
+        changes.append(f"applied EXIF orientation {orientation} to the pixels")
+    if m.format not in policy.allowed_formats or decoded is not None:
+        changes.append(f"converted {m.format or 'decoded image'} to JPEG")
+    if pil.mode not in ("RGB", "L"):
+        changes.append(f"converted {pil.mode} to 8-bit RGB")
+        pil = Image.fromarray(pil_to_rgb(pil))  # transparency on white, 16-bit scaled, CMYK converted
+    elif pil.mode == "L":
+        pil = pil.convert("RGB")
+    if target != pil.size:
+        changes.append(f"downscaled {pil.width}x{pil.height} to {target[0]}x{target[1]}")
+        pil = pil.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+    encoded = _encode_to_fit(pil, policy, icc)
+    if encoded is None:
+        smallest = _encode(pil, policy.min_jpeg_quality, icc)
+        problems.append(
+            f"cannot fit in {policy.max_file_bytes} bytes even at JPEG quality {policy.min_jpeg_quality} "
+            f"({len(smallest)} bytes)"
+        )
+        return Conformed(None, None, original, original, tuple(changes), tuple(problems))
+    out, quality = encoded
+    changes.append(f"encoded as JPEG at quality {quality} ({len(out)} bytes)")
+    if strip_metadata:
+        changes.append("metadata removed (EXIF, GPS, XMP); ICC profile kept" if icc else
+                       "metadata removed (EXIF, GPS, XMP)")
+    report = gate.check(out, policy=policy, name=name)
+    return Conformed(out, "JPEG", report, original, tuple(changes), tuple(problems), quality, pil.size)
+
+
+def _open(data: bytes | None, decoded: Any) -> Image.Image | None:
+    try:
+        if data is not None:
+            pil = Image.open(io.BytesIO(data))
+            pil.load()
+            return pil
+        if isinstance(decoded, Image.Image):
+            return decoded
+        arr = decoded
+        return Image.fromarray(arr[:, :, :3] if arr.ndim == 3 and arr.shape[2] == 4 else arr)
+    except Exception:
+        return None
+
+
+def _target_size(width: int, height: int, original: Report, policy: Policy) -> tuple[int, int]:
+    """Downscale to the recommended height, but never so far that a passing face would fail."""
+    scale = 1.0
+    if height > policy.recommended_max_height_px:
+        scale = policy.recommended_max_height_px / height
+        m = original.measurements
+        # the recommended height is a warning; a face that becomes too small is an error
+        if m.face_size_px:
+            scale = max(scale, min(1.0, policy.min_face_size_px * FACE_MARGIN / m.face_size_px))
+        if m.eye_distance_px:
+            scale = max(scale, min(1.0, policy.min_eye_distance_px * FACE_MARGIN / m.eye_distance_px))
+    longest = max(width, height)
+    if longest * scale > policy.max_side_px:  # a hard limit: wins over the face guard
+        scale = policy.max_side_px / longest
+    if scale >= 1.0:
+        return width, height
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _encode(pil: Image.Image, quality: int, icc: bytes | None) -> bytes:
+    buf = io.BytesIO()
+    params: dict[str, Any] = {"quality": quality, "optimize": True}
+    if icc:
+        params["icc_profile"] = icc
+    pil.save(buf, "JPEG", **params)
+    return buf.getvalue()
+
+
+def _encode_to_fit(pil: Image.Image, policy: Policy, icc: bytes | None) -> tuple[bytes, int] | None:
+    """The highest quality in [policy minimum, 100] whose file fits the byte limit (binary search)."""
+    lo, hi = policy.min_jpeg_quality, 100
+    best: tuple[bytes, int] | None = None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        out = _encode(pil, mid, icc)
+        if len(out) <= policy.max_file_bytes:
+            best = (out, mid)
+            lo = mid + 1
+        else:
+            hi = mid - 1
+    return best

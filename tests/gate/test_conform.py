@@ -1,0 +1,171 @@
+"""conform / preflight fix: repairs only what is technical, never hides a real problem."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import preflight
+from preflight import codes as C
+from preflight.conform import conform
+from preflight.metadata import strip_jpeg, strip_png
+
+from ._images import encode, gradient
+
+GPS_IFD = 0x8825
+
+
+def _exif(orientation: int = 1, gps: bool = True) -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif[0x010F] = "PhoneMaker"  # camera make
+    if gps:
+        exif[GPS_IFD] = {1: "N", 2: (52.0, 31.0, 12.5), 3: "E", 4: (13.0, 24.0, 3.0)}
+    return exif
+
+
+@pytest.fixture(scope="module")
+def phone_jpeg(samples) -> bytes:
+    """A 4000x3000 phone-style JPEG: stored sideways with EXIF orientation 6, ~5 MB, GPS tags."""
+    face = Image.open(samples / "obama.jpg").convert("RGB")
+    upright = Image.new("RGB", (3000, 4000), (180, 182, 185))
+    big = face.resize((3003, 3752), Image.Resampling.BICUBIC)
+    upright.paste(big.crop((0, 0, 3000, 3752)), (0, 124))
+    noise = np.random.default_rng(3).normal(0, 5, size=(4000, 3000, 3))
+    upright = Image.fromarray(np.clip(np.asarray(upright) + noise, 0, 255).astype(np.uint8))
+    stored = upright.rotate(90, expand=True)  # orientation 6 turns it back clockwise
+    data = encode(stored, "JPEG", quality=95, exif=_exif(6).tobytes())
+    assert stored.size == (4000, 3000) and 4_000_000 < len(data) < 7_000_000
+    return data
+
+
+def test_phone_photo_conforms_to_a_passing_upright_metadata_free_jpeg(phone_jpeg, gate):
+    original = gate.check(phone_jpeg)
+    assert {C.FILE_TOO_LARGE, C.EXIF_ROTATED, C.HEIGHT_ABOVE_RECOMMENDED} <= original.codes
+    result = conform(phone_jpeg, gate=gate)
+    assert result.data is not None and result.format == "JPEG"
+    assert len(result.data) <= 2_000_000
+    out = Image.open(io.BytesIO(result.data))
+    assert out.format == "JPEG" and out.width < out.height  # upright portrait
+    exif = out.getexif()
+    assert 0x0112 not in exif and GPS_IFD not in exif and 0x010F not in exif
+    assert b"Exif" not in result.data[:65536]
+    assert result.report.passed, result.report
+    assert C.EXIF_ROTATED not in result.report.codes
+    assert result.jpeg_quality is not None and result.jpeg_quality >= 70
+    assert any("orientation 6" in c for c in result.changes)
+    # the face was kept above the limit: downscaling stopped before it became too small
+    m = result.report.measurements
+    assert m.face_size_px is not None and m.face_size_px >= 224
+    assert m.eye_distance_px is not None and m.eye_distance_px >= 85
+
+
+@pytest.mark.parametrize("name", ["obama.jpg", "obama2.jpg", "biden.jpg", "obama-1080p.jpg", "obama_rgba.png",
+                                  "grace_hopper_512x512.jpg", "obama-480p.jpg"])
+def test_conformed_verdicts_are_never_worse(samples, gate, name):
+    result = conform(samples / name, gate=gate)
+    if result.data is None:
+        pytest.fail(f"no output for {name}: {result.problems}")
+    for code in (C.FACE_TOO_SMALL, C.EYE_DISTANCE_TOO_SMALL, C.IMAGE_BLURRY, C.FACE_NOT_FOUND):
+        if code not in result.original.codes:
+            assert code not in result.report.codes, (name, code, result.changes)
+    before, after = result.original.measurements, result.report.measurements
+    assert (after.width or 0) <= (before.width or 0)  # never upscaled
+
+
+def test_clean_jpeg_is_stripped_losslessly(samples, gate):
+    rgb = np.asarray(Image.open(samples / "obama-720p.jpg").convert("RGB"))
+    data = encode(rgb, "JPEG", quality=92, exif=_exif(1).tobytes())
+    result = conform(data, gate=gate)
+    assert result.data is not None and len(result.data) < len(data)
+    assert Image.open(io.BytesIO(result.data)).getexif().get(GPS_IFD) is None
+    before = np.asarray(Image.open(io.BytesIO(data)))
+    after = np.asarray(Image.open(io.BytesIO(result.data)))
+    assert np.array_equal(before, after)  # bit-exact pixels: no re-encoding
+    assert result.jpeg_quality == 92
+
+
+def test_icc_profile_is_kept(gate):
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    data = encode(gradient(800, 800), "PNG", icc_profile=icc)
+    big = encode(gradient(1600, 2400), "JPEG", quality=95, icc_profile=icc)
+    for src in (data, big):
+        result = conform(src, gate=gate)
+        assert result.data is not None
+        assert Image.open(io.BytesIO(result.data)).info.get("icc_profile") == icc
+
+
+@pytest.mark.parametrize("fmt,mode", [("WEBP", "RGB"), ("BMP", "RGB"), ("TIFF", "RGB"), ("PNG", "RGBA"),
+                                      ("PNG", "I;16"), ("JPEG", "CMYK")])
+def test_formats_and_modes_become_8_bit_rgb_jpeg(gate, fmt, mode):
+    rgb = gradient(700, 900)
+    if mode == "RGBA":
+        img = Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 200, np.uint8)]))
+    elif mode == "I;16":
+        img = Image.fromarray((rgb[:, :, 1].astype(np.uint16) * 257))
+    elif mode == "CMYK":
+        img = Image.fromarray(rgb).convert("CMYK")
+    else:
+        img = Image.fromarray(rgb)
+    data = encode(img, fmt)
+    needs_conversion = fmt not in ("JPEG", "PNG") or mode != "RGB"
+    result = conform(data, gate=gate)
+    assert result.data is not None, result.problems
+    out = Image.open(io.BytesIO(result.data))
+    assert out.format == "JPEG" and out.mode == "RGB" and out.size == (700, 900)
+    assert needs_conversion and result.changes
+    assert C.UNSUPPORTED_FORMAT not in result.report.codes
+
+
+def test_never_upscales(gate):
+    data = encode(gradient(400, 300), "WEBP")
+    result = conform(data, gate=gate)
+    assert result.data is not None
+    assert Image.open(io.BytesIO(result.data)).size == (400, 300)
+    assert C.RESOLUTION_TOO_LOW in result.report.codes  # still reported, not hidden
+
+
+def test_low_quality_is_reported_not_laundered(samples, gate):
+    rgb = Image.open(samples / "obama.jpg").convert("RGB")
+    data = encode(rgb, "JPEG", quality=40, exif=_exif(6).tobytes())
+    result = conform(data, gate=gate)
+    assert result.data is None
+    assert any("cannot be repaired" in p for p in result.problems)
+    assert C.JPEG_QUALITY_TOO_LOW in result.report.codes
+
+
+def test_file_that_cannot_fit_is_reported(gate):
+    noise = np.random.default_rng(5).integers(0, 256, size=(1000, 1000, 3), dtype=np.uint8)
+    policy = dataclasses.replace(gate.policy, max_file_bytes=60_000)
+    result = conform(encode(noise, "PNG"), policy=policy, gate=gate)
+    assert result.data is None and not result.ok
+    assert any("cannot fit" in p for p in result.problems)
+
+
+def test_unreadable_input(gate):
+    result = conform(b"not an image", gate=gate)
+    assert result.data is None and C.FAILED_TO_READ_IMAGE in result.report.codes
+
+
+def test_metadata_strippers_reject_garbage():
+    assert strip_jpeg(b"junk") is None and strip_png(b"junk") is None
+    data = encode(gradient(64, 64), "JPEG")
+    assert strip_jpeg(data[:100]) is None
+
+
+def test_fix_cli(samples, tmp_path, phone_jpeg):
+    from preflight.cli import main
+
+    src = tmp_path / "phone.jpg"
+    src.write_bytes(phone_jpeg)
+    out = tmp_path / "fixed.jpg"
+    assert main(["fix", str(src), "-o", str(out)]) == 0
+    assert out.exists() and out.stat().st_size <= 2_000_000
+    assert preflight.check(out).passed
+    assert main(["fix", str(tmp_path / "missing.jpg"), "-o", str(out)]) == 2
