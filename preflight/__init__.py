@@ -7,7 +7,9 @@
 
 from __future__ import annotations
 
-from . import codes
+from . import codes, guidance
+from .annotate import annotate
+from .conform import Conformed, conform
 from .errors import InvalidSourceError, ModelError, PolicyError, PreflightError, SourceNotFoundError
 from .gate import Gate, check
 from .policy import Policy
@@ -16,6 +18,7 @@ from .report import Issue, Measurements, Report
 __version__ = "0.1.0"
 
 __all__ = [
+    "Conformed",
     "Gate",
     "InvalidSourceError",
     "Issue",
@@ -27,6 +30,9 @@ __all__ = [
     "Report",
     "SourceNotFoundError",
     "__version__",
+    "annotate",
     "check",
     "codes",
+    "conform",
+    "guidance",
 ]
