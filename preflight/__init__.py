@@ -14,10 +14,12 @@ from .errors import InvalidSourceError, ModelError, PolicyError, PreflightError,
 from .gate import Gate, check
 from .policy import Policy
 from .report import Issue, Measurements, Report
+from .submit import CombinedReport, submit
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CombinedReport",
     "Conformed",
     "Gate",
     "InvalidSourceError",
@@ -35,4 +37,5 @@ __all__ = [
     "codes",
     "conform",
     "guidance",
+    "submit",
 ]
