@@ -14,7 +14,9 @@ from .errors import InvalidSourceError, ModelError, PolicyError, PreflightError,
 from .gate import Gate, check
 from .policy import Policy
 from .report import Issue, Measurements, Report
+from .screening import screen
 from .submit import CombinedReport, submit
+from .table import to_table
 
 __version__ = "0.1.0"
 
@@ -37,5 +39,7 @@ __all__ = [
     "codes",
     "conform",
     "guidance",
+    "screen",
     "submit",
+    "to_table",
 ]

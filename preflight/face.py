@@ -1,16 +1,430 @@
-"""Face landmarks with MediaPipe FaceLandmarker (placeholder until the face analyser lands)."""
+"""Face landmarks with MediaPipe's FaceLandmarker (Tasks API).
+
+:class:`FaceAnalyzer` wraps one FaceLandmarker: it loads the model bundle once (checking its
+SHA-256), and :meth:`FaceAnalyzer.detect` returns every face as a :class:`Face` with its 478
+landmarks in *pixels* of the image it was given, its 52 blendshape scores and its 4x4 facial
+transformation matrix. The numbers the gate reports are computed from these by the pure
+functions in :mod:`preflight.measures`.
+
+Threads: :meth:`~FaceAnalyzer.detect` holds a lock, so one analyser can be shared by many threads
+(MediaPipe runs one graph at a time anyway). Processes: an analyser pickles as its settings and
+loads its own landmarker in the process that unpickles it, so it can be handed to ``spawn`` or
+``forkserver`` workers (the supported way). A ``fork`` child that inherits one loads a fresh
+landmarker on first use (a MediaPipe graph does not survive ``fork``); this is best effort only:
+forking a process whose MediaPipe threads are busy can deadlock the child, as with any threaded
+native library.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import importlib
+import io
 import os
+import struct
+import sys
+import threading
+import types
+import weakref
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from types import TracebackType
+from typing import Any, Final
+
+import numpy as np
+
+from .errors import ModelError
+from .measures import CanonicalFace
+
+#: SHA-256 of the bundled ``face_landmarker.task`` (float16, version 1); see ``models/NOTICE``.
+DEFAULT_MODEL_SHA256: Final = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
+DEFAULT_MODEL_NAME: Final = "face_landmarker.task"
+
+#: Landmark indices used across the package (MediaPipe face mesh numbering). "Right"/"left" are
+#: the *subject's*: the subject's right eye is on the image's left in an ordinary (unmirrored) photo.
+RIGHT_IRIS_CENTRE: Final = 468
+LEFT_IRIS_CENTRE: Final = 473
+N_LANDMARKS: Final = 478
+
+
+class _Default:
+    def __repr__(self) -> str:
+        return "<bundled model hash>"
+
+
+#: Sentinel for ``sha256``: check against :data:`DEFAULT_MODEL_SHA256`.
+BUNDLED_HASH: Final = _Default()
+
+
+def default_model_path() -> str:
+    """Filesystem path of the model bundle shipped inside the package."""
+    ref = resources.files("preflight") / "models" / DEFAULT_MODEL_NAME
+    return str(ref)
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, eq=False)
+class Face:
+    """One detected face, in pixel coordinates of the analysed image.
+
+    ``landmarks`` is a float32 array of shape (478, 3): x and y in pixels (x right, y down; they may
+    lie outside the image when the face is cut off, MediaPipe extrapolates them), z in the same
+    pixel scale as x (MediaPipe's relative depth, smaller is closer to the camera).
+    """
+
+    landmarks: np.ndarray
+    blendshapes: Mapping[str, float]
+    #: 4x4 facial transformation matrix (canonical face model -> camera space, OpenGL axes:
+    #: x right, y up, z toward the viewer), or None if MediaPipe did not return one.
+    matrix: np.ndarray | None
+    #: (width, height) of the image the landmarks refer to.
+    image_size: tuple[int, int]
+
+    @property
+    def xy(self) -> np.ndarray:
+        """The (478, 2) pixel coordinates."""
+        return self.landmarks[:, :2]
+
+    @property
+    def right_iris(self) -> np.ndarray:
+        """Centre of the subject's right iris (the image-left eye of an unmirrored frontal face)."""
+        return self.landmarks[RIGHT_IRIS_CENTRE, :2]
+
+    @property
+    def left_iris(self) -> np.ndarray:
+        """Centre of the subject's left iris."""
+        return self.landmarks[LEFT_IRIS_CENTRE, :2]
+
+    @property
+    def extent(self) -> tuple[float, float, float, float]:
+        """(x0, y0, x1, y1): the axis-aligned extent of all landmarks, in pixels (may exceed the image)."""
+        xy = self.xy
+        x0, y0 = xy.min(axis=0)
+        x1, y1 = xy.max(axis=0)
+        return float(x0), float(y0), float(x1), float(y1)
 
 
 class FaceAnalyzer:
-    """One reusable FaceLandmarker. Thread-safe; create one per process."""
+    """One reusable FaceLandmarker. Thread-safe (a lock around :meth:`detect`); picklable.
 
-    def __init__(self, model_path: str | os.PathLike[str] | None = None, *,
-                 min_detection_confidence: float = 0.5, max_faces: int = 4) -> None:
-        self.model_path = model_path
+    Args:
+        model_path: a ``.task`` bundle; ``None`` for the one shipped in the package.
+        sha256: the expected hex SHA-256 of the bundle. By default the bundled model's hash is
+            expected (also for a custom path: a copy of the same model passes, a different one
+            must state its own hash). ``None`` skips the check.
+        min_detection_confidence: minimum BlazeFace detection score.
+        max_faces: most faces returned (MediaPipe's ``num_faces``).
+
+    Raises:
+        ModelError: the bundle is missing, unreadable, has the wrong hash or cannot be loaded.
+    """
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str] | None = None,
+        *,
+        sha256: str | _Default | None = BUNDLED_HASH,
+        min_detection_confidence: float = 0.5,
+        max_faces: int = 4,
+    ) -> None:
+        if max_faces < 1:
+            raise ValueError("max_faces must be at least 1")
+        if not 0.0 <= min_detection_confidence <= 1.0:
+            raise ValueError("min_detection_confidence must be between 0 and 1")
+        self.model_path = os.fspath(model_path) if model_path is not None else None
+        self.sha256 = DEFAULT_MODEL_SHA256 if isinstance(sha256, _Default) else sha256
+        self.min_detection_confidence = float(min_detection_confidence)
+        self.max_faces = int(max_faces)
+        self._lock = threading.Lock()
+        self._landmarker: Any = None
+        #: The canonical face model of the bundle (for head pose), or None if it has none.
+        self.canonical: CanonicalFace | None = None
+        self._pid = -1
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+        self._closed = False
+        self._open()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def _read_model(self) -> bytes:
+        path = self.model_path or default_model_path()
+        try:
+            if self.model_path is None:  # works for any package layout, a zip included
+                data = (resources.files("preflight") / "models" / DEFAULT_MODEL_NAME).read_bytes()
+            else:
+                with open(path, "rb") as fh:
+                    data = fh.read()
+        except OSError as exc:
+            raise ModelError(f"cannot read the face model {path}: {exc}") from exc
+        if self.sha256 is not None:
+            actual = hashlib.sha256(data).hexdigest()
+            if actual != self.sha256.lower():
+                raise ModelError(
+                    f"face model {path} has SHA-256 {actual}; expected {self.sha256}"
+                    " (pass sha256=None to skip the check for a model of your own)"
+                )
+        return data
+
+    def _open(self) -> None:
+        data = self._read_model()
+        try:
+            base_options, running_mode, landmarker_cls, options_cls = _import_mediapipe()
+            options = options_cls(
+                base_options=base_options(model_asset_buffer=data),
+                running_mode=running_mode.IMAGE,
+                num_faces=self.max_faces,
+                min_face_detection_confidence=self.min_detection_confidence,
+                output_face_blendshapes=True,
+                output_facial_transformation_matrixes=True,
+            )
+            landmarker = landmarker_cls.create_from_options(options)
+        except Exception as exc:  # MediaPipe raises RuntimeError/ValueError for a bad bundle
+            raise ModelError(f"cannot load the face model: {type(exc).__name__}: {exc}") from exc
+        self._landmarker = landmarker
+        self.canonical = canonical_face_from_bundle(data)
+        self._pid = os.getpid()
+        # Close at garbage collection or interpreter exit, while modules are still intact
+        # (MediaPipe's own __del__ fails noisily during interpreter shutdown).
+        self._finalizer = weakref.finalize(self, _close_landmarker, landmarker)
 
     def close(self) -> None:
-        """Release the landmarker."""
+        """Release the landmarker. :meth:`detect` raises afterwards."""
+        with self._lock:
+            self._closed = True
+            self._release()
+
+    def _release(self) -> None:
+        if self._finalizer is not None:
+            if self._pid == os.getpid():
+                self._finalizer()
+            else:  # inherited through fork: the parent owns that graph, do not touch it
+                self._finalizer.detach()
+            self._finalizer = None
+        self._landmarker = None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> FaceAnalyzer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "model_path": self.model_path,
+            "sha256": self.sha256,
+            "min_detection_confidence": self.min_detection_confidence,
+            "max_faces": self.max_faces,
+            "closed": self._closed,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.model_path = state["model_path"]
+        self.sha256 = state["sha256"]
+        self.min_detection_confidence = state["min_detection_confidence"]
+        self.max_faces = state["max_faces"]
+        self._lock = threading.Lock()
+        self._landmarker = None
+        self.canonical = None
+        self._pid = -1
+        self._finalizer = None
+        self._closed = bool(state.get("closed", False))
+        if not self._closed:
+            self._open()
+
+    def __repr__(self) -> str:
+        model = self.model_path or "<bundled>"
+        return f"FaceAnalyzer(model={model!r}, max_faces={self.max_faces}, closed={self._closed})"
+
+    # -- detection -------------------------------------------------------------------------
+    def detect(self, rgb: np.ndarray) -> list[Face]:
+        """All faces in an RGB uint8 image (H, W, 3), largest first (by landmark extent)."""
+        if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise ValueError(f"expected an RGB uint8 array of shape (H, W, 3), got {rgb.dtype} {rgb.shape}")
+        from mediapipe.tasks.python.vision.core.image import Image, ImageFormat
+
+        height, width = int(rgb.shape[0]), int(rgb.shape[1])
+        image = Image(image_format=ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("this FaceAnalyzer is closed")
+            if self._pid != os.getpid():  # forked child: the inherited graph is unusable here
+                self._release()
+                self._open()
+            result = self._landmarker.detect(image)
+        return faces_from_result(result, width, height)
+
+
+_IMPORT_LOCK = threading.Lock()
+
+
+class _DeferredPyplot(types.ModuleType):
+    """Stands in for ``matplotlib.pyplot`` while MediaPipe is imported, and forwards any use to the
+    real module (imported then)."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        real = importlib.import_module("matplotlib.pyplot")
+        if real is self:  # still inside the import window
+            raise AttributeError(name)
+        return getattr(real, name)
+
+
+def _import_mediapipe() -> tuple[Any, Any, Any, Any]:
+    """Import what the FaceLandmarker needs, without paying for matplotlib.
+
+    ``import mediapipe`` imports every task, including ``drawing_utils``, which imports
+    ``matplotlib.pyplot`` at module level: about half of MediaPipe's import time and of our cold
+    start. We never draw, so while MediaPipe is imported (and only if matplotlib is not imported
+    yet) ``matplotlib`` and ``matplotlib.pyplot`` are stand-ins; they are removed right after, so
+    a later ``import matplotlib.pyplot`` gets the real module, and MediaPipe's own drawing helpers
+    still work (the stand-in forwards to the real module on first use).
+    """
+    with _IMPORT_LOCK:
+        stubs: dict[str, types.ModuleType] = {}
+        if "mediapipe.tasks.python.vision.drawing_utils" not in sys.modules and not (
+            {"matplotlib", "matplotlib.pyplot"} & set(sys.modules)
+        ):
+            pyplot = _DeferredPyplot("matplotlib.pyplot")
+            package = types.ModuleType("matplotlib")
+            package.__path__ = []
+            package.pyplot = pyplot  # type: ignore[attr-defined]
+            stubs = {"matplotlib": package, "matplotlib.pyplot": pyplot}
+            sys.modules.update(stubs)
+        try:
+            from mediapipe.tasks.python.core.base_options import BaseOptions
+            from mediapipe.tasks.python.vision.core.vision_task_running_mode import VisionTaskRunningMode
+            from mediapipe.tasks.python.vision.face_landmarker import FaceLandmarker, FaceLandmarkerOptions
+        finally:
+            for name, module in stubs.items():
+                if sys.modules.get(name) is module:
+                    del sys.modules[name]
+    return BaseOptions, VisionTaskRunningMode, FaceLandmarker, FaceLandmarkerOptions
+
+
+def _close_landmarker(landmarker: Any) -> None:
+    try:
+        landmarker.close()
+    except Exception:
+        # At interpreter exit MediaPipe's dispatcher thread pool is already shut down and close()
+        # cannot run; the process is ending anyway. Forget the handle so that MediaPipe's own
+        # __del__ does not print a traceback.
+        with contextlib.suppress(Exception):
+            landmarker._handle = None
+
+
+def faces_from_result(result: Any, width: int, height: int) -> list[Face]:
+    """Convert a ``FaceLandmarkerResult`` to :class:`Face` objects in pixels, largest first."""
+    faces: list[Face] = []
+    scale = np.array([width, height, width], dtype=np.float32)
+    blendshape_lists = result.face_blendshapes or []
+    matrices = result.facial_transformation_matrixes or []
+    for i, marks in enumerate(result.face_landmarks or []):
+        if len(marks) < N_LANDMARKS:  # a model without iris landmarks: not ours to judge
+            continue
+        pts = np.array([(p.x, p.y, p.z) for p in marks], dtype=np.float32) * scale
+        shapes = {c.category_name: float(c.score) for c in blendshape_lists[i]} if i < len(blendshape_lists) else {}
+        matrix = np.asarray(matrices[i], dtype=np.float64).reshape(4, 4) if i < len(matrices) else None
+        faces.append(Face(landmarks=pts, blendshapes=shapes, matrix=matrix, image_size=(width, height)))
+    faces.sort(key=_extent_size, reverse=True)
+    return faces
+
+
+def _extent_size(face: Face) -> float:
+    x0, y0, x1, y1 = face.extent
+    return min(x1 - x0, y1 - y0)
+
+
+# -- the canonical face model inside the bundle --------------------------------------------------
+
+_GEOMETRY_METADATA = "geometry_pipeline_metadata_landmarks.binarypb"
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, pos
+
+
+def _proto_fields(buf: bytes) -> list[tuple[int, int, Any]]:
+    """(field number, wire type, value) of a protobuf message: just enough wire format for the
+    geometry metadata (varints, 32-bit floats, nested messages, packed arrays)."""
+    out: list[tuple[int, int, Any]] = []
+    pos = 0
+    while pos < len(buf):
+        key, pos = _varint(buf, pos)
+        number, wire = key >> 3, key & 7
+        value: Any
+        if wire == 0:
+            value, pos = _varint(buf, pos)
+        elif wire == 1:
+            value, pos = buf[pos : pos + 8], pos + 8
+        elif wire == 5:
+            value, pos = buf[pos : pos + 4], pos + 4
+        elif wire == 2:
+            length, pos = _varint(buf, pos)
+            value, pos = buf[pos : pos + length], pos + length
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire}")
+        out.append((number, wire, value))
+    return out
+
+
+def parse_geometry_metadata(data: bytes) -> CanonicalFace:
+    """The canonical mesh and Procrustes landmark weights of MediaPipe's
+    ``GeometryPipelineMetadata`` (field 1 ``canonical_mesh`` with its interleaved x, y, z, u, v
+    ``vertex_buffer``; field 2 ``procrustes_landmark_basis`` of (landmark_id, weight))."""
+    floats: list[float] = []
+    ids: list[int] = []
+    weights: list[float] = []
+    for number, wire, value in _proto_fields(data):
+        if number == 1 and wire == 2:
+            for n2, w2, v2 in _proto_fields(value):
+                if n2 == 3 and w2 == 5:
+                    floats.append(struct.unpack("<f", v2)[0])
+                elif n2 == 3 and w2 == 2:  # packed
+                    floats.extend(struct.unpack(f"<{len(v2) // 4}f", v2))
+        elif number == 2 and wire == 2:
+            entry = {n2: v2 for n2, _, v2 in _proto_fields(value)}
+            ids.append(int(entry.get(1, 0)))
+            raw = entry.get(2)
+            weights.append(struct.unpack("<f", raw)[0] if isinstance(raw, bytes) else 0.0)
+    if len(floats) % 5 or not floats or not ids:
+        raise ValueError("geometry metadata has no canonical mesh or landmark basis")
+    vertices = np.asarray(floats, dtype=np.float64).reshape(-1, 5)[:, :3]
+    return CanonicalFace(vertices=vertices, indices=np.asarray(ids, dtype=np.intp),
+                         weights=np.asarray(weights, dtype=np.float64))
+
+
+def canonical_face_from_bundle(bundle: bytes) -> CanonicalFace | None:
+    """The canonical face of a ``.task`` bundle, or None if it has no (readable) geometry metadata."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(bundle)) as archive:
+            data = archive.read(_GEOMETRY_METADATA)
+        return parse_geometry_metadata(data)
+    except (KeyError, ValueError, zipfile.BadZipFile, struct.error, IndexError):
+        return None

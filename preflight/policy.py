@@ -54,16 +54,27 @@ class Policy:
     multiple_faces_ignore_ratio: float = 0.2
     #: Minimum FaceLandmarker detection confidence.
     min_face_detection_confidence: float = 0.5
+    #: FACE_CUT_OFF when more than this share of the face outline lies outside the image.
+    max_face_cut_off_fraction: float = 0.02
 
     # --- pixel quality (calibrated: see bench/calibrate.py and docs/accuracy.md) ---
     check_sharpness: bool = True
-    min_sharpness: float = 0.30
+    min_sharpness: float = 0.08
     check_exposure: bool = True
-    min_brightness: float = 60.0
-    max_brightness: float = 210.0
+    #: Exposure is measured on the inner face (see docs/accuracy.md). IMAGE_TOO_DARK when the mean
+    #: face luma is below min_brightness, the face's highlights (95th percentile of luma) are below
+    #: min_face_highlight_luma, or more than max_underexposed_fraction of it is crushed to black.
+    min_brightness: float = 50.0
+    min_face_highlight_luma: float = 110.0
     max_underexposed_fraction: float = 0.35
-    max_overexposed_fraction: float = 0.25
-    max_lighting_asymmetry: float = 0.35
+    #: IMAGE_TOO_BRIGHT when the mean face luma is above max_brightness, the face's shadows (5th
+    #: percentile of luma) are above max_face_shadow_luma, or more than max_overexposed_fraction of
+    #: it is clipped to white.
+    max_brightness: float = 210.0
+    max_face_shadow_luma: float = 140.0
+    max_overexposed_fraction: float = 0.05
+    #: UNEVEN_LIGHTING (a warning) when one half of the face is this much darker than the other.
+    max_lighting_asymmetry: float = 0.5
     max_eye_closed_score: float = 0.6
     max_sunglasses_score: float = 0.5
     sunglasses_is_error: bool = False

@@ -93,6 +93,8 @@ class Measurements:
     brightness: float | None = None
     underexposed_fraction: float | None = None
     overexposed_fraction: float | None = None
+    face_highlight_luma: float | None = None
+    face_shadow_luma: float | None = None
     lighting_asymmetry: float | None = None
     colourfulness: float | None = None
     glare_fraction: float | None = None

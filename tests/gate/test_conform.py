@@ -108,7 +108,7 @@ def test_formats_and_modes_become_8_bit_rgb_jpeg(gate, fmt, mode):
     if mode == "RGBA":
         img = Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 200, np.uint8)]))
     elif mode == "I;16":
-        img = Image.fromarray((rgb[:, :, 1].astype(np.uint16) * 257))
+        img = Image.fromarray(rgb[:, :, 1].astype(np.uint16) * 257)
     elif mode == "CMYK":
         img = Image.fromarray(rgb).convert("CMYK")
     else:

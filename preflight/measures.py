@@ -1,0 +1,544 @@
+"""Small, pure measurement functions: arrays in, numbers out (in the spirit of scikit-image).
+
+Nothing here knows about policies, issues or MediaPipe objects. Landmarks are the (478, 3) float
+arrays of :class:`preflight.face.Face` (x, y in pixels of the oriented image; z in the same scale),
+images are uint8 arrays. Conventions (see ``docs/accuracy.md``):
+
+* ``roll_deg``: angle of the line from the subject's right iris (the image-left eye of an
+  unmirrored face) to the left iris, ``atan2(dy, dx)`` with y pointing down: positive when the
+  image-right eye is lower (head tilted clockwise as seen).
+* ``yaw_deg``: positive when the nose points to the image's right.
+* ``pitch_deg``: positive when the chin goes up (the nose points toward the top of the image).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+import cv2
+import numpy as np
+
+# -- landmark groups (MediaPipe face mesh numbering) -----------------------------------------
+
+#: The face outline, clockwise from the top of the forehead (landmark 10) past the chin (152).
+FACE_OVAL: Final = (
+    10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
+    152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109,
+)
+#: Eyelid contours. "Right"/"left" are the subject's (the right eye is on the image's left).
+RIGHT_EYE: Final = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246)
+LEFT_EYE: Final = (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466)
+RIGHT_IRIS_CENTRE: Final = 468
+LEFT_IRIS_CENTRE: Final = 473
+#: Eye corners (outer, inner) used for eye centres in the canonical model, which has no iris points.
+RIGHT_EYE_CORNERS: Final = (33, 133)
+LEFT_EYE_CORNERS: Final = (263, 362)
+NOSE_BRIDGE: Final = 168
+CHIN: Final = 152
+#: Cheek patches below each eye (subject's right, left): skin reference for the sunglasses score.
+RIGHT_CHEEK: Final = (117, 118, 101, 36, 205, 187, 123, 116)
+LEFT_CHEEK: Final = (346, 347, 330, 266, 425, 411, 352, 345)
+
+#: Sharpness is measured after resampling the face so that its frontal-equivalent eye distance is
+#: this many pixels (see :func:`sharpness`). Calibrated in ``bench/calibrate.py``.
+SHARPNESS_EYE_DISTANCE_PX: Final = 40.0
+
+#: Luma at or below this is "crushed to black", at or above ``CLIPPED_LUMA`` "clipped to white".
+CRUSHED_LUMA: Final = 16
+CLIPPED_LUMA: Final = 250
+
+
+# -- geometry ----------------------------------------------------------------------------------
+
+def eye_distance(landmarks: np.ndarray) -> float:
+    """Distance between the two iris centres, in pixels (2-D, as seen in the image)."""
+    d = landmarks[LEFT_IRIS_CENTRE, :2] - landmarks[RIGHT_IRIS_CENTRE, :2]
+    return float(math.hypot(float(d[0]), float(d[1])))
+
+
+def roll_deg(landmarks: np.ndarray) -> float:
+    """In-plane rotation of the eye line, in degrees (positive: the image-right eye is lower).
+
+    The line runs from the subject's right iris to the left iris, so the angle is continuous
+    beyond +-90 degrees (a face upside down reads about +-180).
+    """
+    d = landmarks[LEFT_IRIS_CENTRE, :2] - landmarks[RIGHT_IRIS_CENTRE, :2]
+    return float(math.degrees(math.atan2(float(d[1]), float(d[0]))))
+
+
+def landmark_extent(landmarks: np.ndarray) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) of all landmarks, unclipped."""
+    xy = landmarks[:, :2]
+    x0, y0 = xy.min(axis=0)
+    x1, y1 = xy.max(axis=0)
+    return float(x0), float(y0), float(x1), float(y1)
+
+
+def face_box(landmarks: np.ndarray) -> tuple[int, int, int, int]:
+    """(x, y, w, h) of the landmark extent, in whole pixels. Not clipped: a face cut off by the
+    border has a box that extends past it."""
+    x0, y0, x1, y1 = landmark_extent(landmarks)
+    xi, yi = math.floor(x0), math.floor(y0)
+    return xi, yi, math.ceil(x1) - xi, math.ceil(y1) - yi
+
+
+def face_size(landmarks: np.ndarray) -> float:
+    """Shorter side of the tight landmark box (forehead to chin, cheek to cheek), in pixels.
+
+    The box is taken in the face's own frame (rotated by :func:`roll_deg`), so tilting the head
+    in the image plane does not change the size.
+    """
+    angle = math.radians(roll_deg(landmarks))
+    c, s = math.cos(angle), math.sin(angle)
+    xy = landmarks[:, :2].astype(np.float64)
+    u = xy[:, 0] * c + xy[:, 1] * s
+    v = -xy[:, 0] * s + xy[:, 1] * c
+    return float(min(u.max() - u.min(), v.max() - v.min()))
+
+
+def polygon_area(points: np.ndarray) -> float:
+    """Area of a simple polygon (shoelace formula)."""
+    if len(points) < 3:
+        return 0.0
+    x = points[:, 0].astype(np.float64)
+    y = points[:, 1].astype(np.float64)
+    return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2.0)
+
+
+def _clip_polygon(points: np.ndarray, width: float, height: float) -> np.ndarray:
+    """Sutherland-Hodgman clipping of a polygon to the rectangle [0, width] x [0, height]."""
+    poly: list[tuple[float, float]] = [(float(p[0]), float(p[1])) for p in points]
+    edges = ((0, 0.0, 1), (0, width, -1), (1, 0.0, 1), (1, height, -1))  # axis, bound, inside sign
+    for axis, bound, sign in edges:
+        if not poly:
+            break
+        out: list[tuple[float, float]] = []
+        prev = poly[-1]
+        for cur in poly:
+            cur_in = (cur[axis] - bound) * sign >= 0
+            prev_in = (prev[axis] - bound) * sign >= 0
+            if cur_in != prev_in:
+                t = (bound - prev[axis]) / (cur[axis] - prev[axis])
+                out.append((prev[0] + t * (cur[0] - prev[0]), prev[1] + t * (cur[1] - prev[1])))
+            if cur_in:
+                out.append(cur)
+            prev = cur
+        poly = out
+    return np.array(poly, dtype=np.float64).reshape(-1, 2)
+
+
+def cut_off_fraction(landmarks: np.ndarray, width: int, height: int) -> float:
+    """Share of the face-outline area that lies outside the image (0 = all inside).
+
+    MediaPipe extrapolates the landmarks of a face that the border cuts, so the outline still
+    describes the whole face.
+    """
+    oval = landmarks[list(FACE_OVAL), :2].astype(np.float64)
+    total = polygon_area(oval)
+    if total <= 0:
+        return 0.0
+    inside = polygon_area(_clip_polygon(oval, float(width), float(height)))
+    return float(min(1.0, max(0.0, 1.0 - inside / total)))
+
+
+def box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+# -- head pose -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CanonicalFace:
+    """MediaPipe's canonical face model (from the bundle's geometry metadata).
+
+    ``vertices`` (468, 3) in centimetres, axes x right (toward the subject's left), y up, z toward
+    the viewer; ``indices`` and ``weights`` are the landmarks and weights MediaPipe's own Procrustes
+    solver uses for the facial transformation matrix.
+    """
+
+    vertices: np.ndarray
+    indices: np.ndarray
+    weights: np.ndarray
+
+    @property
+    def eye_distance(self) -> float:
+        """Distance between the eye centres (mid-points of the eye corners), in model units."""
+        v = self.vertices
+        right = (v[RIGHT_EYE_CORNERS[0]] + v[RIGHT_EYE_CORNERS[1]]) / 2
+        left = (v[LEFT_EYE_CORNERS[0]] + v[LEFT_EYE_CORNERS[1]]) / 2
+        return float(np.linalg.norm(left - right))
+
+
+@dataclass(frozen=True)
+class Pose:
+    pitch_deg: float
+    yaw_deg: float
+    #: Roll of the fitted rotation (for comparison; the gate reports the eye-line :func:`roll_deg`).
+    roll_deg: float
+    #: Pixels per model unit of the fit.
+    scale: float
+    #: The fitted rotation (canonical model -> image axes x right, y up, z toward the viewer).
+    rotation: np.ndarray
+
+
+def angles_from_rotation(rotation: np.ndarray) -> tuple[float, float, float]:
+    """(pitch, yaw, roll) in degrees, in our conventions, of a rotation whose axes are x right,
+    y *up*, z toward the viewer (the canonical-model and OpenGL camera axes).
+
+    Yaw and pitch describe where the face's forward axis (the canonical +z, the nose direction)
+    points: ``yaw = atan2(f_x, f_z)`` (positive toward the image's right), ``pitch =
+    atan2(f_y, hypot(f_x, f_z))`` (positive up). Roll is the angle of the rotated x axis (the
+    subject's right-to-left eye direction) in the image, with the image's y pointing down.
+    """
+    r = np.asarray(rotation, dtype=np.float64)[:3, :3]
+    f = r[:, 2]
+    yaw = math.degrees(math.atan2(f[0], f[2]))
+    pitch = math.degrees(math.atan2(f[1], math.hypot(f[0], f[2])))
+    x_axis = r[:, 0]
+    roll = math.degrees(math.atan2(-x_axis[1], x_axis[0]))
+    return pitch, yaw, roll
+
+
+def head_pose(landmarks: np.ndarray, canonical: CanonicalFace) -> Pose:
+    """Head pose by a weighted similarity (Procrustes) fit of the canonical face to the landmarks.
+
+    This is the fit MediaPipe's geometry pipeline uses for the facial transformation matrix, but
+    under *weak perspective* (the landmarks' own x, y, z in pixels) instead of a virtual pinhole
+    camera. The angles therefore describe the face as seen in the image and do not change when
+    the same face is shown elsewhere in the frame (the matrix's yaw and pitch do, by up to the
+    angle under which the face is seen from the virtual camera).
+    """
+    idx = canonical.indices
+    pts = landmarks[idx].astype(np.float64)
+    # image axes (x right, y down, z away) -> model axes (x right, y up, z toward the viewer)
+    p = np.stack([pts[:, 0], -pts[:, 1], -pts[:, 2]], axis=1)
+    c = canonical.vertices[idx].astype(np.float64)
+    w = canonical.weights / canonical.weights.sum()
+    pc = p - (w[:, None] * p).sum(axis=0)
+    cc = c - (w[:, None] * c).sum(axis=0)
+    h = (w[:, None] * cc).T @ pc
+    u, sv, vt = np.linalg.svd(h)
+    d = 1.0 if np.linalg.det(vt.T @ u.T) >= 0 else -1.0
+    rot = vt.T @ np.diag([1.0, 1.0, d]) @ u.T
+    scale = float((sv * np.array([1.0, 1.0, d])).sum() / (w * (cc**2).sum(axis=1)).sum())
+    pitch, yaw, roll = angles_from_rotation(rot)
+    return Pose(pitch_deg=pitch, yaw_deg=yaw, roll_deg=roll, scale=scale, rotation=rot)
+
+
+# -- face region -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FaceCrop:
+    """The face region in luma (Rec. 601 Y' of the sRGB values, 0..255), resampled.
+
+    ``gray`` is float32; ``mask`` selects the pixels inside the face outline (eroded so that the
+    face-background edge and the filter borders do not count); ``factor`` is the resampling
+    factor from the image (``crop = image * factor``); ``origin`` is the image position of the
+    crop's (0, 0) before scaling.
+    """
+
+    gray: np.ndarray
+    mask: np.ndarray
+    factor: float
+    origin: tuple[int, int]
+
+    def to_crop(self, points: np.ndarray) -> np.ndarray:
+        """Image pixel coordinates -> crop pixel coordinates."""
+        out: np.ndarray = (np.asarray(points, dtype=np.float64)[..., :2] - np.array(self.origin)) * self.factor
+        return out
+
+
+def face_crop(
+    rgb: np.ndarray,
+    landmarks: np.ndarray,
+    face_scale_px: float,
+    *,
+    eye_distance_px: float = SHARPNESS_EYE_DISTANCE_PX,
+    erode_fraction: float = 0.1,
+) -> FaceCrop | None:
+    """Cut out the face, convert it to luma and resample it so that ``face_scale_px`` (the
+    frontal-equivalent eye distance) becomes ``eye_distance_px``.
+
+    Only the face's bounding box is converted and resampled, never the whole frame. Downsampling
+    uses pixel-area averaging; a face smaller than the target is upsampled bilinearly, which adds
+    no detail (a small face honestly reads softer).
+    """
+    height, width = rgb.shape[:2]
+    if face_scale_px <= 0:
+        return None
+    factor = eye_distance_px / face_scale_px
+    x0, y0, x1, y1 = landmark_extent(landmarks)
+    pad = 4.0 / factor
+    ix0, iy0 = max(0, math.floor(x0 - pad)), max(0, math.floor(y0 - pad))
+    ix1, iy1 = min(width, math.ceil(x1 + pad)), min(height, math.ceil(y1 + pad))
+    if ix1 - ix0 < 4 or iy1 - iy0 < 4:
+        return None
+    gray = cv2.cvtColor(np.ascontiguousarray(rgb[iy0:iy1, ix0:ix1]), cv2.COLOR_RGB2GRAY)
+    out_w = max(4, round((ix1 - ix0) * factor))
+    out_h = max(4, round((iy1 - iy0) * factor))
+    interp = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
+    small = cv2.resize(gray, (out_w, out_h), interpolation=interp).astype(np.float32)
+    crop = FaceCrop(gray=small, mask=np.zeros(small.shape, dtype=bool), factor=factor, origin=(ix0, iy0))
+    oval = np.round(crop.to_crop(landmarks[list(FACE_OVAL)])).astype(np.int32)
+    mask: np.ndarray = np.zeros(small.shape, dtype=np.uint8)
+    cv2.fillPoly(mask, [oval], 1)
+    radius = max(1, round(erode_fraction * eye_distance_px))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    mask = np.asarray(cv2.erode(mask, kernel), dtype=np.uint8)
+    border = 3  # filter support: never judge pixels whose neighbourhood leaves the crop
+    mask[:border, :] = 0
+    mask[-border:, :] = 0
+    mask[:, :border] = 0
+    mask[:, -border:] = 0
+    return FaceCrop(gray=small, mask=mask.astype(bool), factor=factor, origin=(ix0, iy0))
+
+
+# -- sharpness ---------------------------------------------------------------------------------
+
+def _directional_kernels(n: int, sigma_along: float, sigma_across: float) -> list[tuple[float, np.ndarray]]:
+    r = 3
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1].astype(np.float64)
+    out = []
+    for i in range(n):
+        theta = math.pi * i / n
+        u = xx * math.cos(theta) + yy * math.sin(theta)
+        v = -xx * math.sin(theta) + yy * math.cos(theta)
+        k = np.exp(-(u**2) / (2 * sigma_along**2) - v**2 / (2 * sigma_across**2))
+        out.append((theta, (k / k.sum()).astype(np.float32)))
+    return out
+
+
+_KERNELS: Final = _directional_kernels(8, 1.0, 0.35)
+_DX: Final = np.array([[-0.5, 0.0, 0.5]], dtype=np.float32)
+_DY: Final = np.ascontiguousarray(_DX.T)
+
+
+def directional_sharpness(gray: np.ndarray, mask: np.ndarray | None = None) -> list[float]:
+    """Re-blur sharpness per direction (8 directions, 0..157.5 degrees).
+
+    For each direction the image is blurred a little along that direction only (a Gaussian of
+    1 px), and the loss of gradient along it is measured: ``1 - sum|D(Bg)| / sum|Dg|``. A sharp
+    image loses much of its fine gradient (values around 0.1-0.25); an image already blurred
+    along that direction loses little (toward 0). The ratio does not depend on brightness or
+    contrast (Crete-Roffet et al. 2007, generalised to any direction to catch motion blur).
+    """
+    g = np.asarray(gray, dtype=np.float32)
+    idx = np.arange(g.size) if mask is None else np.flatnonzero(mask)
+    if idx.size == 0:
+        return []
+    gx = cv2.filter2D(g, -1, _DX, borderType=cv2.BORDER_REFLECT)
+    gy = cv2.filter2D(g, -1, _DY, borderType=cv2.BORDER_REFLECT)
+    out = []
+    for theta, kernel in _KERNELS:
+        # the derivative along theta, before and after the blur along theta (both linear, so
+        # blurring the directional derivative equals differentiating the blurred image)
+        d = math.cos(theta) * gx + math.sin(theta) * gy
+        before = float(np.abs(d.ravel()[idx]).sum())
+        if before <= 1e-6:
+            out.append(0.0)
+            continue
+        blurred = cv2.filter2D(d, -1, kernel, borderType=cv2.BORDER_REFLECT)
+        after = float(np.abs(blurred.ravel()[idx]).sum())
+        out.append(1.0 - after / before)
+    return out
+
+
+def sharpness(gray: np.ndarray, mask: np.ndarray | None = None) -> float | None:
+    """No-reference sharpness: the *least* sharp direction of :func:`directional_sharpness`.
+
+    Taking the minimum over directions makes motion blur (sharp across, blurred along the motion)
+    count as much as defocus. ``None`` when fewer than 64 pixels are selected or the region is flat.
+    """
+    if mask is not None and int(mask.sum()) < 64:
+        return None
+    values = directional_sharpness(gray, mask)
+    if not values:
+        return None
+    return max(0.0, min(values))
+
+
+# -- exposure and lighting ---------------------------------------------------------------------
+
+#: Exposure is judged on the inner face: the outline shrunk toward the nose bridge to this share,
+#: which keeps hair, ears, the background and rim light out (calibrated in ``bench/calibrate.py``).
+INNER_FACE_SHRINK: Final = 0.65
+
+
+def inner_face_mask(crop: FaceCrop, landmarks: np.ndarray, shrink: float = INNER_FACE_SHRINK) -> np.ndarray:
+    """Boolean mask (in ``crop`` pixels) of the face outline scaled by ``shrink`` toward the nose bridge."""
+    oval = crop.to_crop(landmarks[list(FACE_OVAL)])
+    centre = crop.to_crop(landmarks[NOSE_BRIDGE])
+    return _polygon_mask(crop.gray.shape, centre + (oval - centre) * shrink)
+
+
+@dataclass(frozen=True)
+class Exposure:
+    #: Mean luma (sRGB Y', 0..255).
+    brightness: float
+    #: Share of pixels at or below CRUSHED_LUMA / at or above CLIPPED_LUMA.
+    underexposed_fraction: float
+    overexposed_fraction: float
+    #: 95th percentile of luma: the highlights. Every well-exposed face has some (sclera, the
+    #: light on the forehead and nose), whatever its skin tone; an underexposed one has none.
+    highlight_luma: float
+    #: 5th percentile of luma: the shadows (pupils, brows, nostrils). Over-exposure lifts them.
+    shadow_luma: float
+
+
+def exposure(gray: np.ndarray, mask: np.ndarray | None = None) -> Exposure | None:
+    """Exposure statistics of the luma values selected by ``mask`` (all when None)."""
+    values = np.asarray(gray)[mask] if mask is not None else np.asarray(gray).ravel()
+    if values.size == 0:
+        return None
+    shadow, highlight = np.percentile(values, [5, 95])
+    return Exposure(
+        brightness=float(values.mean()),
+        underexposed_fraction=float(np.count_nonzero(values <= CRUSHED_LUMA) / values.size),
+        overexposed_fraction=float(np.count_nonzero(values >= CLIPPED_LUMA) / values.size),
+        highlight_luma=float(highlight),
+        shadow_luma=float(shadow),
+    )
+
+
+def lighting_asymmetry(crop: FaceCrop, landmarks: np.ndarray) -> float | None:
+    """How much darker one half of the face is: ``|mean_left - mean_right| / max(...)`` (0..1).
+
+    The halves are split by the face's midline (the perpendicular of the eye line through the
+    point between the eyes), using the face-outline mask of ``crop``.
+    """
+    right = crop.to_crop(landmarks[RIGHT_IRIS_CENTRE])
+    left = crop.to_crop(landmarks[LEFT_IRIS_CENTRE])
+    mid = (right + left) / 2.0
+    axis = left - right
+    norm = float(np.hypot(axis[0], axis[1]))
+    if norm <= 0:
+        return None
+    axis = axis / norm
+    ys, xs = np.nonzero(crop.mask)
+    if xs.size < 32:
+        return None
+    side = (xs - mid[0]) * axis[0] + (ys - mid[1]) * axis[1]
+    # leave out a band around the midline (the nose casts its own shadow either way)
+    band = 0.15 * norm
+    values = crop.gray[ys, xs]
+    a = values[side < -band]
+    b = values[side > band]
+    if a.size < 16 or b.size < 16:
+        return None
+    ma, mb = float(a.mean()), float(b.mean())
+    top = max(ma, mb)
+    return 0.0 if top <= 0 else abs(ma - mb) / top
+
+
+def colourfulness(rgb: np.ndarray, max_pixels: int = 16384) -> float:
+    """Hasler & Suesstrunk (2003) colourfulness of the whole image (0 for a grey image).
+
+    ``M = sqrt(sd_rg^2 + sd_yb^2) + 0.3 * sqrt(mean_rg^2 + mean_yb^2)`` with ``rg = R - G`` and
+    ``yb = (R + G) / 2 - B``. Computed on a regular subsample of at most ``max_pixels`` pixels.
+    """
+    h, w = rgb.shape[:2]
+    step = max(1, math.ceil(math.sqrt(h * w / max_pixels)))
+    sub = rgb[::step, ::step]
+    r = sub[..., 0].astype(np.float32)
+    g = sub[..., 1].astype(np.float32)
+    b = sub[..., 2].astype(np.float32)
+    rg = r - g
+    yb = 0.5 * (r + g) - b
+    return float(math.hypot(float(rg.std()), float(yb.std())) + 0.3 * math.hypot(float(rg.mean()), float(yb.mean())))
+
+
+# -- eyes ----------------------------------------------------------------------------------------
+
+def eye_closed_scores(blendshapes: Mapping[str, float] | None) -> tuple[float | None, float | None]:
+    """(subject's left, subject's right) eye-closure scores 0..1 from MediaPipe's blendshapes.
+
+    MediaPipe names the blendshapes after the subject's eyes (ARKit style): ``eyeBlinkRight``
+    closes the subject's right eye, the one on the image's left. Checked on a photo of a wink
+    (``bench/calibrate.py --eyes``).
+    """
+    if not blendshapes:
+        return None, None
+    return blendshapes.get("eyeBlinkLeft"), blendshapes.get("eyeBlinkRight")
+
+
+def eye_openness(landmarks: np.ndarray) -> tuple[float, float]:
+    """(subject's left, subject's right) eyelid gap divided by eye width (about 0.25-0.35 open,
+    below 0.1 closed). A geometric cross-check of the blendshapes, used in the bench only."""
+
+    def ratio(upper: int, lower: int, outer: int, inner: int) -> float:
+        gap = float(np.linalg.norm(landmarks[upper, :2] - landmarks[lower, :2]))
+        width = float(np.linalg.norm(landmarks[outer, :2] - landmarks[inner, :2]))
+        return gap / width if width > 0 else 0.0
+
+    return ratio(386, 374, 263, 362), ratio(159, 145, 33, 133)
+
+
+def _polygon_mask(shape: tuple[int, int], points: np.ndarray) -> np.ndarray:
+    m = np.zeros(shape, dtype=np.uint8)
+    cv2.fillPoly(m, [np.round(points).astype(np.int32)], 1)
+    return m.astype(bool)
+
+
+def sunglasses_score(crop: FaceCrop, landmarks: np.ndarray) -> float | None:
+    """0..1: how strongly the eye regions look like dark lenses rather than open or closed eyes.
+
+    Compares the eye regions (the eyelid contours, widened by half their height, where a lens
+    would be) with the cheeks below them: dark lenses make the eye region much darker than the skin
+    *and* flat (no bright sclera, no iris edge). ``score = darkness * flatness`` where darkness =
+    ``1 - eye_mean / cheek_mean`` and flatness = ``1 - eye_p95_minus_p5 / cheek_mean`` (both clipped
+    to 0..1) and the worse eye counts.
+    """
+    shape = crop.gray.shape
+    scores = []
+    for eye, cheek in ((RIGHT_EYE, RIGHT_CHEEK), (LEFT_EYE, LEFT_CHEEK)):
+        pts = crop.to_crop(landmarks[list(eye)])
+        centre = pts.mean(axis=0)
+        wide = centre + (pts - centre) * np.array([1.15, 1.8])
+        eye_mask = _polygon_mask(shape, wide)
+        cheek_mask = _polygon_mask(shape, crop.to_crop(landmarks[list(cheek)]))
+        eye_values = crop.gray[eye_mask]
+        cheek_values = crop.gray[cheek_mask]
+        if eye_values.size < 8 or cheek_values.size < 8:
+            continue
+        skin = float(np.median(cheek_values))
+        if skin <= 8:
+            continue
+        p5, p95 = np.percentile(eye_values, [5, 95])
+        darkness = min(1.0, max(0.0, 1.0 - float(eye_values.mean()) / skin))
+        flatness = min(1.0, max(0.0, 1.0 - float(p95 - p5) / skin))
+        scores.append(darkness * flatness)
+    return max(scores) if scores else None
+
+
+# -- documents (no face) ---------------------------------------------------------------------------
+
+def downsample_gray(rgb: np.ndarray, max_side: int) -> np.ndarray:
+    """Luma of the whole image, area-downsampled so its longer side is at most ``max_side``."""
+    h, w = rgb.shape[:2]
+    factor = min(1.0, max_side / max(h, w))
+    if factor < 1.0:
+        small = cv2.resize(rgb, (max(1, round(w * factor)), max(1, round(h * factor))),
+                           interpolation=cv2.INTER_AREA)
+    else:
+        small = np.ascontiguousarray(rgb)
+    return cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+
+
+def glare_fraction(gray: np.ndarray, min_blob_fraction: float = 0.0005) -> float:
+    """Share of the image clipped to white (luma >= 250) in blobs of at least
+    ``min_blob_fraction`` of the image (isolated white specks do not count)."""
+    clipped = (np.asarray(gray) >= CLIPPED_LUMA).astype(np.uint8)
+    if not clipped.any():
+        return 0.0
+    n, _, stats, _ = cv2.connectedComponentsWithStats(clipped, connectivity=8)
+    min_area = max(1, round(min_blob_fraction * clipped.size))
+    areas = stats[1:n, cv2.CC_STAT_AREA]
+    return float(areas[areas >= min_area].sum() / clipped.size)

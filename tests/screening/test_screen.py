@@ -1,0 +1,242 @@
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from preflight import Gate, Policy, codes, screen
+from preflight.errors import InvalidSourceError, ModelError, SourceNotFoundError
+from preflight.report import Report
+from preflight.screening import Screening, Summary, find_images
+from preflight.table import OutputFileError, read_rows, to_records, write_table
+
+from . import _hooks
+from ._dataset import CORRUPT, NOT_IMAGES
+
+#: File rules only (no face model): quick to start, for tests about the machinery.
+FILE_POLICY = dataclasses.replace(Policy(), check_face=False, check_sharpness=False, check_exposure=False)
+
+
+def _by_source(reports: list[Report]) -> dict[str, Report]:
+    return {r.source: r for r in reports if r.source is not None}
+
+
+def test_find_images_is_recursive_and_filters_by_extension(dataset: Path, dataset_paths: list[str]) -> None:
+    assert len(dataset_paths) >= 200
+    assert len(set(dataset_paths)) == len(dataset_paths)
+    names = {os.path.relpath(p, dataset) for p in dataset_paths}
+    assert set(CORRUPT) <= names
+    assert not set(NOT_IMAGES) & names
+    assert any(n.endswith("upper.JPG") for n in names)  # extensions in any case
+    assert all(p.startswith(str(dataset)) for p in dataset_paths)
+    # globs (with **), explicit files and folders; duplicates dropped, order kept
+    jpgs = find_images(str(dataset / "**" / "*.jpg"))
+    assert jpgs and all(p.endswith(".jpg") for p in jpgs) and set(jpgs) < set(dataset_paths)
+    explicit = str(dataset / "notes.txt")
+    assert find_images(explicit, dataset / "broken", explicit)[0] == explicit
+    with pytest.raises(SourceNotFoundError):
+        find_images(dataset / "no_such_folder")
+    with pytest.raises(SourceNotFoundError):
+        find_images(str(dataset / "*.nothing"))
+
+
+def test_reports_come_in_input_order_with_their_source(local_run: tuple[list[Report], Screening],
+                                                       dataset_paths: list[str]) -> None:
+    reports, run = local_run
+    assert [r.source for r in reports] == dataset_paths
+    assert run.screened == len(dataset_paths) and run.skipped == 0 and run.total == len(dataset_paths)
+
+
+def test_corrupt_files_are_reports_and_the_run_goes_on(local_run: tuple[list[Report], Screening],
+                                                       dataset: Path) -> None:
+    reports, _ = local_run
+    by_source = _by_source(reports)
+    for name in CORRUPT:
+        report = by_source[str(dataset / name)]
+        assert codes.FAILED_TO_READ_IMAGE in report.codes, name
+        assert not report.passed
+    summary = Summary.of(reports)
+    assert summary.count == len(reports) and summary.failed > 0
+    # a mix: most files are fine as files (whatever the face calibration makes of them), some are not
+    file_codes = {codes.FAILED_TO_READ_IMAGE, codes.UNSUPPORTED_FORMAT, codes.RESOLUTION_TOO_LOW,
+                  codes.JPEG_QUALITY_TOO_LOW}
+    assert sum(not (r.codes & file_codes) for r in reports) >= 100
+    counted = dict(summary.code_counts)
+    assert counted[codes.FAILED_TO_READ_IMAGE] >= len(CORRUPT)
+    assert counted[codes.UNSUPPORTED_FORMAT] >= 30 and counted[codes.JPEG_QUALITY_TOO_LOW] >= 10
+
+
+def test_worker_processes_give_the_same_reports_as_one_process(local_run: tuple[list[Report], Screening],
+                                                               dataset_paths: list[str]) -> None:
+    reports, _ = local_run
+    subset = dataset_paths[::9]
+    with screen(subset, workers=1, progress=False) as run:
+        inline = list(run)
+    assert inline == [r for r in reports if r.source in set(subset)]  # every field, floats exactly
+    with Gate() as gate:
+        assert gate.check(subset[0], name=subset[0]) == inline[0]
+    assert set(run.worker_stats) == {os.getpid()}
+
+
+def test_model_is_built_once_per_worker_process(local_run: tuple[list[Report], Screening]) -> None:
+    reports, run = local_run
+    stats = run.worker_stats
+    assert 1 <= len(stats) <= 2 and os.getpid() not in stats
+    for pid, s in stats.items():
+        assert len(s.gates) == 1, (pid, s)  # one Gate (and so one model) per process, for all its chunks
+    assert sum(s.images for s in stats.values()) == len(reports)
+    assert sum(s.chunks for s in stats.values()) > 2 * len(stats)
+    assert max(s.chunks for s in stats.values()) > 1
+
+
+def test_a_check_that_raises_or_a_missing_file_is_a_report(tmp_path: Path, samples: Path) -> None:
+    sources = []
+    for i in range(6):
+        shutil.copy(samples / "obama-720p.jpg", tmp_path / f"ok{i}.jpg")
+        sources.append(str(tmp_path / f"ok{i}.jpg"))
+    shutil.copy(samples / "obama-720p.jpg", tmp_path / "boom.jpg")
+    sources.insert(3, str(tmp_path / "boom.jpg"))
+    sources.insert(5, str(tmp_path / "vanished.jpg"))
+    with Screening(sources, policy=FILE_POLICY, workers=2, progress=False, check=_hooks.raising_check) as run:
+        reports = list(run)
+    assert [r.source for r in reports] == sources
+    boom, vanished = reports[3], reports[5]
+    assert boom.codes == {codes.FAILED_TO_READ_IMAGE}
+    assert "RuntimeError: decoder exploded" in boom.issues[0].message
+    assert vanished.codes == {codes.FAILED_TO_READ_IMAGE} and "no such file" in vanished.issues[0].message
+    assert all(r.passed for i, r in enumerate(reports) if i not in (3, 5))
+
+
+def test_a_worker_that_dies_costs_one_report_not_the_run(tmp_path: Path, samples: Path) -> None:
+    sources = []
+    for i in range(10):
+        shutil.copy(samples / "obama-720p.jpg", tmp_path / f"ok{i}.jpg")
+        sources.append(str(tmp_path / f"ok{i}.jpg"))
+    shutil.copy(samples / "obama-720p.jpg", tmp_path / "die.jpg")
+    sources.insert(4, str(tmp_path / "die.jpg"))
+    with Screening(sources, policy=FILE_POLICY, workers=2, progress=False, check=_hooks.dying_check) as run:
+        reports = list(run)
+    assert [r.source for r in reports] == sources
+    died = reports[4]
+    assert died.codes == {codes.FAILED_TO_READ_IMAGE} and "worker process" in died.issues[0].message
+    with Gate(FILE_POLICY) as gate:
+        expected = gate.check(sources[0], name=sources[0])
+    for report in reports[:4] + reports[5:]:
+        assert dataclasses.replace(report, source=sources[0]) == expected
+
+
+def test_resume_skips_what_is_in_the_output(tmp_path: Path, dataset_paths: list[str],
+                                            local_run: tuple[list[Report], Screening]) -> None:
+    subset = dataset_paths[:60]
+    out = tmp_path / "results.jsonl"
+    with screen(subset[:25], workers=2, progress=False, out=out) as first:
+        assert len(list(first)) == 25
+    with screen(subset, workers=2, progress=False, out=out) as second:
+        again = list(second)
+    assert second.skipped == 25 and second.total == 35
+    assert [r.source for r in again] == subset[25:]
+    expected = [r for r in local_run[0] if r.source in set(subset)]
+    assert read_rows(out) == to_records(expected)  # each image once, same values as the full run
+    with screen(subset, workers=2, progress=False, out=out) as third:
+        assert list(third) == [] and third.skipped == 60
+
+
+def test_resume_with_a_lazy_iterable(tmp_path: Path, dataset_paths: list[str]) -> None:
+    subset = dataset_paths[60:80]
+    out = tmp_path / "results.parquet"
+    with screen(subset[:5], workers=1, progress=False, out=out, policy=FILE_POLICY) as first:
+        list(first)
+    with screen((p for p in subset), workers=2, progress=False, out=out, policy=FILE_POLICY) as second:
+        assert second.total is None
+        assert [r.source for r in second] == subset[5:]
+    assert second.skipped == 5
+    assert [r["source"] for r in read_rows(out)] == subset
+
+
+def test_stopping_early_keeps_the_finished_work(tmp_path: Path, dataset_paths: list[str],
+                                                local_run: tuple[list[Report], Screening]) -> None:
+    subset = dataset_paths[100:160]
+    out = tmp_path / "results.csv"
+    seen = 0
+    with pytest.raises(KeyboardInterrupt), screen(subset, workers=2, progress=False, out=out, chunksize=2) as run:
+        for seen, _ in enumerate(run, start=1):
+            if seen == 10:
+                raise KeyboardInterrupt  # as Ctrl-C in the caller's loop
+    rows = read_rows(out)
+    sources = [r["source"] for r in rows]
+    assert seen == 10 and len(sources) == len(set(sources)) == run.screened
+    assert sources[:10] == subset[:10]  # what was handed out, plus what had finished meanwhile
+    expected = {r.source: r for r in local_run[0]}
+    assert rows == to_records([expected[s] for s in sources])
+    with screen(subset, workers=2, progress=False, out=out) as rest:
+        list(rest)
+    assert rest.skipped == len(sources)
+    assert sorted(r["source"] for r in read_rows(out)) == sorted(subset)
+
+
+def test_progress_bar_on_stderr(tmp_path: Path, dataset_paths: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with screen(dataset_paths[:12], workers=1, policy=FILE_POLICY, progress=True) as run:
+        list(run)
+    err = capsys.readouterr().err
+    assert "screening" in err and "12/12" in err
+    with screen(dataset_paths[:3], workers=1, policy=FILE_POLICY, progress=False) as run:
+        list(run)
+    assert capsys.readouterr().err == ""
+
+
+def test_bad_arguments(tmp_path: Path, dataset: Path) -> None:
+    with pytest.raises(InvalidSourceError):
+        screen(str(dataset))  # a folder is not a list of paths: find_images() it
+    with pytest.raises(InvalidSourceError):
+        screen([b"\xff\xd8 bytes are not a path"])
+    with pytest.raises(ValueError):
+        screen([], workers=0)
+    with pytest.raises(OutputFileError):
+        screen([], out=tmp_path / "results.xlsx")
+    other = write_table([], tmp_path / "doc.jsonl")
+    other.write_text('{"source": "a.jpg", "policy": "progeny_document", "passed": true}\n')
+    with pytest.raises(OutputFileError, match="progeny_document"):
+        screen(["a.jpg"], out=other)
+    assert screen(["a.jpg"], out=other, resume=False).total == 1  # starting anew is allowed
+
+
+def test_summary_format() -> None:
+    rows = [{"passed": True, "code_EXIF_ROTATED": True}, {"passed": False, "code_FACE_TOO_SMALL": True},
+            {"passed": False, "code_FACE_TOO_SMALL": True, "code_EXIF_ROTATED": True}]
+    summary = Summary.of(rows)
+    assert (summary.count, summary.passed, summary.failed) == (3, 1, 2)
+    assert summary.code_counts == (("EXIF_ROTATED", 2), ("FACE_TOO_SMALL", 2))
+    text = summary.format(locale="en")
+    assert "passed: 1 (33.3%)" in text and "FACE_TOO_SMALL" in text
+
+
+def test_a_model_that_does_not_load_is_an_error_not_a_report(tmp_path: Path, dataset_paths: list[str]) -> None:
+    bad = tmp_path / "broken.task"
+    bad.write_bytes(b"not a model")
+    for workers in (1, 2):
+        with pytest.raises(ModelError), screen(dataset_paths[20:30], workers=workers, progress=False,
+                                               model_path=bad) as run:
+            list(run)
+
+
+def test_import_preflight_stays_light() -> None:
+    """screen and to_table are exported without importing pandas, pyarrow, dask or tqdm."""
+    code = ("import sys, preflight; assert preflight.screen and preflight.to_table; "
+            "print(sorted({'dask', 'distributed', 'pandas', 'pyarrow', 'tqdm', 'fsspec'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_timeline_counts_every_image(local_run: tuple[list[Report], Screening]) -> None:
+    reports, run = local_run
+    times = [t for t, _ in run.timeline]
+    counts = [n for _, n in run.timeline]
+    assert times == sorted(times) and counts == sorted(counts) and counts[-1] == len(reports)
+    assert len(run.timeline) == sum(s.chunks for s in run.worker_stats.values())
