@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from progeny_api.models import FACE_FIELDS, IMAGE_FIELDS  # which fields hold a face, which a document
+
 from . import codes as C
 from .errors import InvalidSourceError
 from .gate import Gate
@@ -34,9 +36,6 @@ LINKED_CODES: Mapping[str, frozenset[str]] = {
     "FACE_TOO_CLOSE": frozenset({C.FACE_CUT_OFF}),
     "FAILED_TO_READ_IMAGE": frozenset({C.FAILED_TO_READ_IMAGE, C.UNSUPPORTED_FORMAT}),
 }
-#: Image fields that hold a face; every other image field is a document.
-FACE_FIELDS = frozenset({"image", "selfie_image"})
-IMAGE_FIELDS = frozenset({"image", "selfie_image", "front_id", "back_id", "passport_image"})
 
 
 @dataclass(frozen=True)
