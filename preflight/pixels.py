@@ -233,12 +233,17 @@ def _face_pixels(crop: M.FaceCrop, lm: np.ndarray, policy: Policy, out: PixelRes
                 measured=round(sharp, 4), limit=policy.min_sharpness,
             ))
     if policy.check_exposure:
-        exp = M.exposure(crop.gray, M.inner_face_mask(crop, lm))
+        inner = M.inner_face_mask(crop, lm)
+        exp = M.exposure(crop.gray, inner)
         if exp is not None:
             f.update(brightness=exp.brightness, underexposed_fraction=exp.underexposed_fraction,
                      overexposed_fraction=exp.overexposed_fraction, face_highlight_luma=exp.highlight_luma,
                      face_shadow_luma=exp.shadow_luma)
-            _exposure_rules(exp, policy, out)
+            tone = M.tone(crop.gray, crop.rgb, inner) if crop.rgb is not None else None
+            if tone is not None:
+                f.update(face_contrast_stops=tone.contrast_stops, face_chroma_rg=tone.chroma_rg,
+                         tone_gamma=tone.gamma)
+            _exposure_rules(exp, tone, policy, out)
         else:
             out.not_checked[C.IMAGE_TOO_DARK] = out.not_checked[C.IMAGE_TOO_BRIGHT] = "no inner face region"
         asym = M.lighting_asymmetry(crop, lm)
@@ -260,32 +265,52 @@ def _face_pixels(crop: M.FaceCrop, lm: np.ndarray, policy: Policy, out: PixelRes
         ))
 
 
-def _exposure_rules(exp: M.Exposure, policy: Policy, out: PixelResult) -> None:
-    dark = []
-    if exp.brightness < policy.min_brightness:
-        dark.append(f"mean face brightness {exp.brightness:.0f} (at least {policy.min_brightness:g})")
+#: The tone-curve rules split at this mean face luma: a crushed tone curve only makes a face "too
+#: dark" below it, a washed-out one only makes it "too bright" above it.
+TONE_SPLIT_LUMA = 140.0
+
+
+def _exposure_rules(exp: M.Exposure, tone: M.Tone | None, policy: Policy, out: PixelResult) -> None:
+    # each reason carries (text, measured, limit); the first one found is the issue's value
+    dark: list[tuple[str, float, float]] = []
     if exp.highlight_luma < policy.min_face_highlight_luma:
-        dark.append(f"the brightest parts of the face reach only {exp.highlight_luma:.0f} "
-                    f"(at least {policy.min_face_highlight_luma:g})")
+        dark.append((f"the brightest parts of the face reach only {exp.highlight_luma:.0f} "
+                     f"(at least {policy.min_face_highlight_luma:g})",
+                     exp.highlight_luma, policy.min_face_highlight_luma))
+    if exp.brightness < policy.min_brightness:
+        dark.append((f"mean face brightness {exp.brightness:.0f} (at least {policy.min_brightness:g})",
+                     exp.brightness, policy.min_brightness))
     if exp.underexposed_fraction > policy.max_underexposed_fraction:
-        dark.append(f"{exp.underexposed_fraction:.0%} of the face is black "
-                    f"(at most {policy.max_underexposed_fraction:.0%})")
+        dark.append((f"{exp.underexposed_fraction:.0%} of the face is black "
+                     f"(at most {policy.max_underexposed_fraction:.0%})",
+                     exp.underexposed_fraction, policy.max_underexposed_fraction))
+    gamma = tone.gamma if tone is not None else None
+    if gamma is not None and gamma > policy.max_face_tone_gamma and exp.brightness < TONE_SPLIT_LUMA:
+        dark.append((f"the mid-tones are crushed: harsh contrast and deepened colour, as from a darkening "
+                     f"tone curve or filter (tone gamma {gamma:.2f}, at most {policy.max_face_tone_gamma:g})",
+                     gamma, policy.max_face_tone_gamma))
     if dark:
         out.issues.append(Issue.make(
-            C.IMAGE_TOO_DARK, "the face is too dark: " + "; ".join(dark),
-            measured=round(exp.highlight_luma, 1), limit=policy.min_face_highlight_luma,
+            C.IMAGE_TOO_DARK, "the face is too dark: " + "; ".join(t for t, _, _ in dark),
+            measured=round(dark[0][1], 3), limit=dark[0][2],
         ))
-    bright = []
-    if exp.brightness > policy.max_brightness:
-        bright.append(f"mean face brightness {exp.brightness:.0f} (at most {policy.max_brightness:g})")
-    if exp.shadow_luma > policy.max_face_shadow_luma:
-        bright.append(f"even the darkest parts of the face are at {exp.shadow_luma:.0f} "
-                      f"(at most {policy.max_face_shadow_luma:g})")
+    bright: list[tuple[str, float, float]] = []
     if exp.overexposed_fraction > policy.max_overexposed_fraction:
-        bright.append(f"{exp.overexposed_fraction:.0%} of the face is clipped to white "
-                      f"(at most {policy.max_overexposed_fraction:.0%})")
+        bright.append((f"{exp.overexposed_fraction:.0%} of the face is clipped to white "
+                       f"(at most {policy.max_overexposed_fraction:.0%})",
+                       exp.overexposed_fraction, policy.max_overexposed_fraction))
+    if exp.shadow_luma > policy.max_face_shadow_luma:
+        bright.append((f"even the darkest parts of the face are at {exp.shadow_luma:.0f} "
+                       f"(at most {policy.max_face_shadow_luma:g})", exp.shadow_luma, policy.max_face_shadow_luma))
+    if exp.brightness > policy.max_brightness:
+        bright.append((f"mean face brightness {exp.brightness:.0f} (at most {policy.max_brightness:g})",
+                       exp.brightness, policy.max_brightness))
+    if gamma is not None and gamma < policy.min_face_tone_gamma and exp.brightness > TONE_SPLIT_LUMA:
+        bright.append((f"the face looks washed out: flat contrast and faded colour, as from a brightening "
+                       f"tone curve or filter (tone gamma {gamma:.2f}, at least {policy.min_face_tone_gamma:g})",
+                       gamma, policy.min_face_tone_gamma))
     if bright:
         out.issues.append(Issue.make(
-            C.IMAGE_TOO_BRIGHT, "the face is too bright: " + "; ".join(bright),
-            measured=round(exp.overexposed_fraction, 3), limit=policy.max_overexposed_fraction,
+            C.IMAGE_TOO_BRIGHT, "the face is too bright: " + "; ".join(t for t, _, _ in bright),
+            measured=round(bright[0][1], 3), limit=bright[0][2],
         ))

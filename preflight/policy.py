@@ -73,6 +73,11 @@ class Policy:
     max_brightness: float = 210.0
     max_face_shadow_luma: float = 140.0
     max_overexposed_fraction: float = 0.05
+    #: Tone curve (``tone_gamma``, see docs/accuracy.md): IMAGE_TOO_DARK when a face darker than
+    #: luma 140 reads above max_face_tone_gamma (mid-tones crushed), IMAGE_TOO_BRIGHT when a face
+    #: brighter than that reads below min_face_tone_gamma (washed out). Needs a colour photo.
+    max_face_tone_gamma: float = 1.7
+    min_face_tone_gamma: float = 0.55
     #: UNEVEN_LIGHTING (a warning) when one half of the face is this much darker than the other.
     max_lighting_asymmetry: float = 0.5
     max_eye_closed_score: float = 0.6

@@ -95,6 +95,9 @@ class Measurements:
     overexposed_fraction: float | None = None
     face_highlight_luma: float | None = None
     face_shadow_luma: float | None = None
+    face_contrast_stops: float | None = None
+    face_chroma_rg: float | None = None
+    tone_gamma: float | None = None
     lighting_asymmetry: float | None = None
     colourfulness: float | None = None
     glare_fraction: float | None = None

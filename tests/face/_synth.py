@@ -22,6 +22,12 @@ def exposure(rgb: np.ndarray, ev: float) -> np.ndarray:
     return cv2.LUT(rgb, _encode(_LINEAR * 2.0**ev))
 
 
+def gamma(rgb: np.ndarray, g: float) -> np.ndarray:
+    """A tone curve ``255 * (v / 255) ** g`` on every channel (g > 1 crushes, g < 1 washes out)."""
+    lut = np.clip(np.round(255.0 * (np.arange(256) / 255.0) ** g), 0, 255).astype(np.uint8)
+    return cv2.LUT(rgb, lut)
+
+
 def relight(rgb: np.ndarray, mask: np.ndarray, ev_inside: float, ev_outside: float) -> np.ndarray:
     gain = mask[..., None] * 2.0**ev_inside + (1.0 - mask[..., None]) * 2.0**ev_outside
     return _encode(_LINEAR[rgb] * gain)

@@ -174,6 +174,41 @@ def test_exposure_fractions() -> None:
     assert masked is not None and masked.underexposed_fraction == 0 and masked.brightness == pytest.approx(58.5)
 
 
+def _encode_srgb(linear: np.ndarray) -> np.ndarray:
+    y = np.clip(linear, 0.0, 1.0)
+    v = np.where(y <= 0.0031308, 12.92 * y, 1.055 * np.power(y, 1 / 2.4) - 0.055)
+    return np.clip(np.round(v * 255.0), 0, 255).astype(np.uint8)
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+
+
+def test_tone_reads_contrast_in_stops_and_chroma_in_linear_light() -> None:
+    # a "face" whose linear luminance spans 4 stops evenly and whose red is twice its green
+    stops = np.linspace(-5.0, -1.0, 64 * 64).reshape(64, 64)
+    green = 2.0**stops
+    linear = np.stack([2.0 * green, green, 0.6 * green], axis=2)
+    rgb = _encode_srgb(linear)
+    ones = np.ones((64, 64), dtype=bool)
+    tone = M.tone(_luma(rgb), rgb, ones)
+    assert tone is not None
+    assert tone.contrast_stops == pytest.approx(0.96 * 4.0, abs=0.15)  # 2nd..98th percentile of 4 stops
+    assert tone.chroma_rg == pytest.approx(1.0, abs=0.05)
+    expected = 0.5 * tone.contrast_stops / M.REFERENCE_CONTRAST_STOPS + 0.5 * 1.0 / M.REFERENCE_CHROMA_RG
+    assert tone.gamma == pytest.approx(expected, abs=0.03)
+    # the same face 1 stop darker: nothing changes
+    dark_rgb = _encode_srgb(linear / 2.0)
+    darker = M.tone(_luma(dark_rgb), dark_rgb, ones)
+    assert darker is not None and darker.gamma is not None
+    assert darker.gamma == pytest.approx(tone.gamma, abs=0.03)
+    # grey: contrast only; too few pixels: nothing
+    grey_rgb = np.repeat(rgb[..., 1:2], 3, axis=2)
+    grey = M.tone(_luma(grey_rgb), grey_rgb, ones)
+    assert grey is not None and grey.chroma_rg is None and grey.gamma is None
+    assert M.tone(_luma(rgb), rgb, np.zeros((64, 64), dtype=bool)) is None
+
+
 def test_colourfulness() -> None:
     rng = np.random.default_rng(0)
     gray = np.repeat(rng.integers(0, 256, (120, 160, 1), dtype=np.uint8), 3, axis=2)

@@ -145,6 +145,47 @@ def test_overexposure_is_too_bright(analyzer: FaceAnalyzer, obama: np.ndarray, e
     assert C.IMAGE_TOO_BRIGHT in _codes(_analyse(S.exposure(obama, ev), analyzer))
 
 
+def test_tone_does_not_follow_exposure_but_follows_a_tone_curve(analyzer: FaceAnalyzer, obama: np.ndarray) -> None:
+    """Exposure multiplies the light (tone unchanged); a curve v**g multiplies contrast and chroma by g."""
+    base = _analyse(obama, analyzer).fields
+    assert 0.8 < base["tone_gamma"] < 1.3
+    for ev in (-1.5, -1.0, 1.0):
+        shifted = _analyse(S.exposure(obama, ev), analyzer).fields
+        assert shifted["tone_gamma"] == pytest.approx(base["tone_gamma"], abs=0.06), ev
+        assert shifted["face_chroma_rg"] == pytest.approx(base["face_chroma_rg"], abs=0.06), ev
+    tones = []
+    for g in (0.4, 0.67, 1.5, 2.5):
+        curved = _analyse(S.gamma(obama, g), analyzer).fields
+        assert curved["face_chroma_rg"] / base["face_chroma_rg"] == pytest.approx(g, rel=0.1), g
+        contrast = curved["face_contrast_stops"] / base["face_contrast_stops"]
+        if g <= 1.5:
+            assert contrast == pytest.approx(g, rel=0.15), g
+        else:  # the deepest shadows hit the 8-bit floor: the contrast grows less than g
+            assert 1.6 < contrast < g, g
+        tones.append(curved["tone_gamma"])
+    assert tones == sorted(tones) and tones[0] < 0.5 * base["tone_gamma"] and tones[-1] > 1.8 * base["tone_gamma"]
+
+
+@pytest.mark.parametrize(("g", "code"), [(2.5, C.IMAGE_TOO_DARK), (0.4, C.IMAGE_TOO_BRIGHT)])
+def test_tone_curve_is_caught_by_its_own_reason(analyzer: FaceAnalyzer, obama: np.ndarray, g: float,
+                                                 code: str) -> None:
+    # with the luma rules out of the way, the tone-curve reason alone must fire
+    only_tone = dataclasses.replace(POLICY, min_face_highlight_luma=0.0, min_brightness=0.0,
+                                    max_underexposed_fraction=1.0, max_face_shadow_luma=255.0,
+                                    max_brightness=255.0, max_overexposed_fraction=1.0)
+    result = _analyse(S.gamma(obama, g), analyzer, only_tone)
+    issue = next(i for i in result.issues if i.code == code)
+    assert "tone curve" in issue.message
+    assert issue.measured == pytest.approx(result.fields["tone_gamma"], abs=1e-3)
+    assert not (_codes(_analyse(obama, analyzer, only_tone)) & {C.IMAGE_TOO_DARK, C.IMAGE_TOO_BRIGHT})
+
+
+def test_grey_photo_has_no_tone_estimate(analyzer: FaceAnalyzer, obama: np.ndarray) -> None:
+    fields = _analyse(S.desaturate(obama), analyzer).fields
+    assert fields["face_chroma_rg"] is None and fields["tone_gamma"] is None
+    assert fields["face_contrast_stops"] > 0
+
+
 def _face_mask(analyzer: FaceAnalyzer, rgb: np.ndarray) -> np.ndarray:
     face = _face(analyzer, rgb)
     outline = face.landmarks[list(M.FACE_OVAL), :2]
