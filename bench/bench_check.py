@@ -13,7 +13,7 @@
 
 Run::
 
-    /tmp/venv/bin/python bench/bench_check.py [--runs 200] [--skip-memory]
+    .venv/bin/python bench/bench_check.py [--runs 200] [--skip-memory]
 """
 
 from __future__ import annotations

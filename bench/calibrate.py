@@ -7,7 +7,7 @@ on the untouched photos against the catch rate on the clearly degraded ones.
 
 Run by hand (about 5-10 minutes on 2 cores)::
 
-    /tmp/venv/bin/python bench/calibrate.py [--jobs 2] [--limit N] [--save results.json]
+    .venv/bin/python bench/calibrate.py [--jobs 2] [--limit N] [--save results.json]
 
 Held-out check: the photos are split in two folds by a hash of their path (``fold``). Thresholds
 are chosen by looking at fold A only; fold B is reported beside it to show how well they carry
@@ -345,6 +345,38 @@ def extras(policy: Policy) -> None:
             print(f"    {v:.2f}  {rel}")
 
 
+def sheet(out: Path) -> None:
+    """A contact sheet of public-domain samples at the exposure boundary, labelled with the verdict."""
+    import cv2
+
+    import preflight
+
+    samples = Path(__file__).resolve().parent.parent / "sample_images"
+    panels = [("biden.jpg", "as taken", lambda im: im), ("biden.jpg", "+2 EV", lambda im: D.exposure(im, 2.0)),
+              ("obama2.jpg", "as taken", lambda im: im), ("obama.jpg", "gamma 2.5", lambda im: D.gamma(im, 2.5)),
+              ("obama.jpg", "gamma 0.4", lambda im: D.gamma(im, 0.4))]
+    tiles = []
+    with preflight.Gate() as gate:
+        for name, label, fn in panels:
+            rgb = fn(read_rgb(samples / name))
+            report = gate.check(np.ascontiguousarray(rgb))
+            m = report.measurements
+            x, y, w, h = m.face_box or (0, 0, rgb.shape[1], rgb.shape[0])
+            side = int(1.3 * max(w, h))
+            cx, cy = x + w // 2, y + h // 2
+            x0, y0 = max(0, cx - side // 2), max(0, cy - side // 2)
+            tile = cv2.resize(np.ascontiguousarray(rgb[y0:y0 + side, x0:x0 + side]), (260, 260),
+                              interpolation=cv2.INTER_AREA)
+            codes = {c for c in report.codes if c in (C.IMAGE_TOO_DARK, C.IMAGE_TOO_BRIGHT)}
+            verdict = ", ".join(sorted(codes)) or "passes"
+            caption = np.full((54, 260, 3), 255, np.uint8)
+            for i, text in enumerate((f"{name} {label}", f"tone {m.tone_gamma:.2f}  mean {m.brightness:.0f}", verdict)):
+                cv2.putText(caption, text, (4, 15 + 17 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+            tiles.append(np.vstack([tile, caption]))
+    cv2.imwrite(str(out), cv2.cvtColor(np.hstack(tiles), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+    print(f"wrote {out}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--jobs", type=int, default=2)
@@ -352,8 +384,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--save", type=Path, help="write the raw rows as JSON")
     ap.add_argument("--load", type=Path, help="re-print the tables from rows saved with --save")
     ap.add_argument("--extras", action="store_true", help="only the sunglasses and closed-eye tables")
+    ap.add_argument("--sheet", type=Path, help="only write the exposure contact sheet (public-domain samples)")
     args = ap.parse_args(argv)
     policy = Policy()
+    if args.sheet:
+        sheet(args.sheet)
+        return 0
     if args.extras:
         extras(policy)
         return 0

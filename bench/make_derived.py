@@ -10,7 +10,7 @@
 They are written to a folder of your choice, not into ``sample_images/`` (tests of other parts
 count the files there). Run::
 
-    /tmp/venv/bin/python bench/make_derived.py [--out DIR]
+    .venv/bin/python bench/make_derived.py [--out DIR]
 """
 
 from __future__ import annotations

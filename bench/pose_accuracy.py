@@ -15,7 +15,7 @@
 
 Run::
 
-    /tmp/venv/bin/python bench/pose_accuracy.py
+    .venv/bin/python bench/pose_accuracy.py
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ grids 4096x4096, 3000x2250 with 1250 px tiles, 1920x1080).
 
 Run::
 
-    /tmp/venv/bin/python bench/small_faces.py [--runs 5]
+    .venv/bin/python bench/small_faces.py [--runs 5]
 """
 
 from __future__ import annotations
