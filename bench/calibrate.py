@@ -16,7 +16,8 @@ over to photos they were not chosen on (with ~77 photos per fold, 1 photo is 1.3
 "Clearly degraded" was fixed before looking at the results: Gaussian blur sigma >= 4 % of the eye
 distance, motion blur >= 20 % of the eye distance (random direction), exposure -3 EV or darker or
 +2 EV or brighter, gamma 2.5 (dark) or 0.4 (washed out), a backlit face (face -3 EV, background
-+2 EV). Smaller degradations are reported to show where the boundary lies.
++2 EV). Smaller degradations are reported to show where the boundary lies, and three stronger ones (EV +2.5,
+gamma 3 and 0.33, added later) to show where the exposure rules reach 95 %.
 """
 
 from __future__ import annotations
@@ -66,9 +67,9 @@ def levels() -> list[Level]:
         out.append((f"gauss {k:.0%}", "blur", lambda im, f, s, k=k: D.gaussian(im, k * _ied(f))))
     for k in (0.05, 0.10, 0.15, 0.20, 0.30):
         out.append((f"motion {k:.0%}", "blur", lambda im, f, s, k=k: D.motion(im, k * _ied(f), _angle(s))))
-    for ev in (-4.0, -3.0, -2.5, -2.0, -1.5, -1.0, 1.0, 1.5, 2.0, 3.0):
+    for ev in (-4.0, -3.0, -2.5, -2.0, -1.5, -1.0, 1.0, 1.5, 2.0, 2.5, 3.0):
         out.append((f"EV {ev:+g}", "exposure", lambda im, f, s, ev=ev: D.exposure(im, ev)))
-    for g in (2.5, 2.0, 1.5, 0.67, 0.5, 0.4):
+    for g in (3.0, 2.5, 2.0, 1.5, 0.67, 0.5, 0.4, 0.33):
         out.append((f"gamma {g:g}", "exposure", lambda im, f, s, g=g: D.gamma(im, g)))
     out.append(("backlit (face -3, bg +2 EV)", "exposure",
                 lambda im, f, s: D.relight(im, D.face_mask(im.shape, _outline(f), 0.1 * _ied(f)), -3.0, 2.0)))
