@@ -23,6 +23,13 @@ def exposure(rgb: np.ndarray, ev: float) -> np.ndarray:
     return cv2.LUT(rgb, lut)
 
 
+def white_balance(rgb: np.ndarray, red: float, blue: float) -> np.ndarray:
+    """Multiply red and blue in linear light (a colour cast of the light: warm indoor light has red up
+    and blue down), clip, re-encode."""
+    lin = _LINEAR[rgb] * np.array([red, 1.0, blue])
+    return np.clip(np.round(_encode(lin)), 0, 255).astype(np.uint8)
+
+
 def gamma(rgb: np.ndarray, g: float) -> np.ndarray:
     """``out = 255 * (in/255) ** g``: g > 1 darkens the mid-tones, g < 1 washes them out."""
     lut = np.clip(np.round(255.0 * _X**g), 0, 255).astype(np.uint8)

@@ -17,7 +17,8 @@ over to photos they were not chosen on (with ~77 photos per fold, 1 photo is 1.3
 distance, motion blur >= 20 % of the eye distance (random direction), exposure -3 EV or darker or
 +2 EV or brighter, gamma 2.5 (dark) or 0.4 (washed out), a backlit face (face -3 EV, background
 +2 EV). Smaller degradations are reported to show where the boundary lies, and three stronger ones (EV +2.5,
-gamma 3 and 0.33, added later) to show where the exposure rules reach 95 %.
+gamma 3 and 0.33, added later) to show where the exposure rules reach 95 %. Colour casts of the light
+(warm, tungsten, cool; added with the tone rules) are nuisances that must pass.
 """
 
 from __future__ import annotations
@@ -82,6 +83,9 @@ def levels() -> list[Level]:
                     lambda im, f, s, ev=ev: D.side_light(im, float(f.landmarks[M.NOSE_BRIDGE, 0]),
                                                          0.5 * _ied(f), ev)))
     out.append(("desaturated", "colour", lambda im, f, s: D.desaturate(im)))
+    out.append(("warm light (R x1.3, B x0.7)", "nuisance", lambda im, f, s: D.white_balance(im, 1.3, 0.7)))
+    out.append(("tungsten (R x1.6, B x0.5)", "nuisance", lambda im, f, s: D.white_balance(im, 1.6, 0.5)))
+    out.append(("cool light (R x0.8, B x1.3)", "nuisance", lambda im, f, s: D.white_balance(im, 0.8, 1.3)))
     out.append(("JPEG q50", "nuisance", lambda im, f, s: D.jpeg(im, 50)))
     out.append(("noise sd 6", "nuisance", lambda im, f, s: np.clip(
         im + np.random.default_rng(s).normal(0, 6, im.shape), 0, 255).astype(np.uint8)))
@@ -233,15 +237,49 @@ def _sweeps(by_level: dict[str, list[dict[str, Any]]], ref: set[str]) -> None:
         line("luma rules only" if g == 0 else f"g={g:g}",
              lambda r, g=g: r.get("brightness") is not None and (
                  luma_dark(r) or (g > 0 and toned(r) and r["tone_gamma"] > g and r["brightness"] < 140)),
-             CLEAR_DARK, ["EV -2", "EV -2.5", "gamma 2", "backlit (face -2, bg +2 EV)", "dark background (bg -3 EV)",
-                          "EV +1"])
+             CLEAR_DARK, ["EV -2", "gamma 2", "gamma 3", "dark background (bg -3 EV)", "EV +1",
+                          "warm light (R x1.3, B x0.7)", "tungsten (R x1.6, B x0.5)"])
 
     print("\n## sweep: too bright by tone curve (the luma rules above, or tone_gamma < g on a face brighter than 140)")
     for g in (0.0, 0.5, 0.55, 0.6, 0.65, 0.7):
         line("luma rules only" if g == 0 else f"g={g:g}",
              lambda r, g=g: r.get("brightness") is not None and (
                  luma_bright(r) or (g > 0 and toned(r) and r["tone_gamma"] < g and r["brightness"] > 140)),
-             CLEAR_BRIGHT, ["EV +1", "EV +1.5", "gamma 0.5", "gamma 0.67", "EV -1"])
+             CLEAR_BRIGHT, ["EV +1", "EV +1.5", "gamma 0.5", "gamma 0.33", "EV -1", "cool light (R x0.8, B x1.3)"])
+
+    print("\n## sweep: weight of the contrast in tone_gamma (recomputed from the rows' contrast and chroma)")
+    print("   w  dark>g bright<g | untouched  warm  tungsten  cool | gamma 2.5  gamma 3  gamma 0.4  gamma 0.33")
+    casts = ("warm light (R x1.3, B x0.7)", "tungsten (R x1.6, B x0.5)", "cool light (R x0.8, B x1.3)")
+    for w in (0.5, 0.6, 0.7, 0.8):
+        for g_dark, g_bright in ((1.6, 0.6), (1.7, 0.55), (1.8, 0.5)):
+
+            def tone(r: dict[str, Any], w: float = w) -> float | None:
+                if r.get("face_chroma_rg") is None or r.get("face_contrast_stops") is None:
+                    return None
+                return float(w * r["face_contrast_stops"] / M.REFERENCE_CONTRAST_STOPS
+                             + (1 - w) * r["face_chroma_rg"] / M.REFERENCE_CHROMA_RG)
+
+            def dark(r: dict[str, Any], g: float = g_dark, tone: Callable[..., float | None] = tone) -> bool:
+                t = tone(r)
+                return r.get("brightness") is not None and (luma_dark(r) or (
+                    t is not None and t > g and r["brightness"] < 140))
+
+            def bright(r: dict[str, Any], g: float = g_bright, tone: Callable[..., float | None] = tone) -> bool:
+                t = tone(r)
+                return r.get("brightness") is not None and (luma_bright(r) or (
+                    t is not None and t < g and r["brightness"] > 140))
+
+            def flagged(level: str, test: Callable[[dict[str, Any]], bool]) -> str:
+                return _pct(sum(test(r) for r in by_level.get(level, [])), len(by_level.get(level, [])))
+
+            def either(r: dict[str, Any], dark: Callable[..., bool] = dark,
+                       bright: Callable[..., bool] = bright) -> bool:
+                return dark(r) or bright(r)
+
+            caught = [_pct(*_caught(by_level.get(lv, []), t)) for lv, t in
+                      (("gamma 2.5", dark), ("gamma 3", dark), ("gamma 0.4", bright), ("gamma 0.33", bright))]
+            print(f"  {w:.1f}  {g_dark:5.2f}  {g_bright:6.2f}  | {flagged('orig', either):>8} "
+                  + " ".join(f"{flagged(c, either):>7}" for c in casts) + " | " + "  ".join(f"{c:>8}" for c in caught))
 
     print("\n## tone_gamma of untouched photos nearest the limits (skin tone is the main cause; fold in [])")
     dark_side = [r for r in orig_all if toned(r) and r["brightness"] < 140]

@@ -432,6 +432,10 @@ REFERENCE_CONTRAST_STOPS: Final = 5.1
 REFERENCE_CHROMA_RG: Final = 0.86
 #: Below this median saturation (max-min)/max the face has no colour to measure (a grey image).
 MIN_SKIN_SATURATION: Final = 0.05
+#: Weight of the contrast in :func:`tone` (the chroma gets the rest). Contrast ignores the colour of
+#: the light; chroma does not (a warm indoor cast raises it like a tone curve would), so contrast
+#: weighs more (calibrated with white-balance casts in ``bench/calibrate.py``).
+TONE_CONTRAST_WEIGHT: Final = 0.7
 
 
 @dataclass(frozen=True)
@@ -477,9 +481,10 @@ def tone(gray: np.ndarray, rgb: np.ndarray, mask: np.ndarray) -> Tone | None:
 
     Multiplying the light (exposure, or a darker or lighter skin) adds a constant to log-luminance
     and leaves ratios alone; a tone curve ``out = in ** g`` multiplies both the face's contrast in
-    stops and its chroma log2(R/G) by ``g``. The mean of the two ratios to their reference values
-    is the estimate. A darker skin is redder and its specular highlights stand out more, so it reads
-    somewhat higher (about 1.5 at most in the corpus): the rule's threshold keeps a margin above.
+    stops and its chroma log2(R/G) by ``g``. The weighted mean of the two ratios to their reference
+    values is the estimate (:data:`TONE_CONTRAST_WEIGHT`: the colour of the light moves the chroma
+    too). A darker skin is redder and its specular highlights stand out more, so it reads somewhat
+    higher (about 1.5 at most in the corpus): the rule's threshold keeps a margin above.
     Contrast is read from ``gray`` (luma, 0..255), chroma from ``rgb`` (uint8 sRGB), both under ``mask``.
     """
     mask = np.asarray(mask, dtype=bool)
@@ -503,7 +508,8 @@ def tone(gray: np.ndarray, rgb: np.ndarray, mask: np.ndarray) -> Tone | None:
             chroma = float(np.median(_LOG2_LINEAR_EPS[image[..., 0][mid]] - _LOG2_LINEAR_EPS[image[..., 1][mid]]))
     gamma = None
     if chroma is not None:
-        gamma = 0.5 * contrast / REFERENCE_CONTRAST_STOPS + 0.5 * chroma / REFERENCE_CHROMA_RG
+        gamma = (TONE_CONTRAST_WEIGHT * contrast / REFERENCE_CONTRAST_STOPS
+                 + (1.0 - TONE_CONTRAST_WEIGHT) * chroma / REFERENCE_CHROMA_RG)
     return Tone(contrast_stops=contrast, chroma_rg=chroma, gamma=gamma)
 
 

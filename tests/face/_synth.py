@@ -22,6 +22,12 @@ def exposure(rgb: np.ndarray, ev: float) -> np.ndarray:
     return cv2.LUT(rgb, _encode(_LINEAR * 2.0**ev))
 
 
+def white_balance(rgb: np.ndarray, red: float, blue: float) -> np.ndarray:
+    """A colour cast of the light: red and blue multiplied in linear light."""
+    lin = _LINEAR[rgb] * np.array([red, 1.0, blue])
+    return np.clip(np.round(_encode(lin)), 0, 255).astype(np.uint8)
+
+
 def gamma(rgb: np.ndarray, g: float) -> np.ndarray:
     """A tone curve ``255 * (v / 255) ** g`` on every channel (g > 1 crushes, g < 1 washes out)."""
     lut = np.clip(np.round(255.0 * (np.arange(256) / 255.0) ** g), 0, 255).astype(np.uint8)

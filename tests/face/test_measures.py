@@ -195,7 +195,8 @@ def test_tone_reads_contrast_in_stops_and_chroma_in_linear_light() -> None:
     assert tone is not None
     assert tone.contrast_stops == pytest.approx(0.96 * 4.0, abs=0.15)  # 2nd..98th percentile of 4 stops
     assert tone.chroma_rg == pytest.approx(1.0, abs=0.05)
-    expected = 0.5 * tone.contrast_stops / M.REFERENCE_CONTRAST_STOPS + 0.5 * 1.0 / M.REFERENCE_CHROMA_RG
+    w = M.TONE_CONTRAST_WEIGHT
+    expected = w * tone.contrast_stops / M.REFERENCE_CONTRAST_STOPS + (1 - w) * 1.0 / M.REFERENCE_CHROMA_RG
     assert tone.gamma == pytest.approx(expected, abs=0.03)
     # the same face 1 stop darker: nothing changes
     dark_rgb = _encode_srgb(linear / 2.0)

@@ -180,6 +180,18 @@ def test_tone_curve_is_caught_by_its_own_reason(analyzer: FaceAnalyzer, obama: n
     assert not (_codes(_analyse(obama, analyzer, only_tone)) & {C.IMAGE_TOO_DARK, C.IMAGE_TOO_BRIGHT})
 
 
+@pytest.mark.parametrize(("name", "red", "blue"), [
+    ("obama.jpg", 1.3, 0.7), ("obama.jpg", 1.6, 0.5), ("obama.jpg", 0.8, 1.3), ("obama2.jpg", 1.3, 0.7),
+])
+def test_colour_of_the_light_is_not_a_tone_curve(analyzer: FaceAnalyzer, name: str, red: float, blue: float) -> None:
+    # warm indoor light raises the skin chroma like a crushing curve would; the contrast does not move
+    rgb = read_sample(name)
+    base = _analyse(rgb, analyzer).fields
+    cast = _analyse(S.white_balance(rgb, red, blue), analyzer)
+    assert cast.fields["face_contrast_stops"] == pytest.approx(base["face_contrast_stops"], abs=0.3)
+    assert not (_codes(cast) & {C.IMAGE_TOO_DARK, C.IMAGE_TOO_BRIGHT}), cast.issues
+
+
 def test_grey_photo_has_no_tone_estimate(analyzer: FaceAnalyzer, obama: np.ndarray) -> None:
     fields = _analyse(S.desaturate(obama), analyzer).fields
     assert fields["face_chroma_rg"] is None and fields["tone_gamma"] is None
