@@ -272,8 +272,8 @@ def face_crop(
     frontal-equivalent eye distance) becomes ``eye_distance_px``.
 
     Only the face's bounding box is converted and resampled, never the whole frame. Downsampling
-    uses pixel-area averaging; a face smaller than the target is upsampled bilinearly, which adds
-    no detail (a small face honestly reads softer).
+    uses pixel-area averaging; a face smaller than the target is upsampled with Lanczos, which adds
+    no detail but keeps the edges it has (a blurred small face still reads blurred: tested).
     """
     height, width = rgb.shape[:2]
     if face_scale_px <= 0:
@@ -289,7 +289,9 @@ def face_crop(
     gray = cv2.cvtColor(region, cv2.COLOR_RGB2GRAY)
     out_w = max(4, round((ix1 - ix0) * factor))
     out_h = max(4, round((iy1 - iy0) * factor))
-    interp = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
+    # shrinking: area averaging; enlarging a small face: Lanczos, which keeps its edges about as sharp
+    # as the same face photographed larger (bilinear read the 240p ladder photo 25 % softer, Lanczos 7 %)
+    interp = cv2.INTER_AREA if factor < 1 else cv2.INTER_LANCZOS4
     small = cv2.resize(gray, (out_w, out_h), interpolation=interp).astype(np.float32)
     # colour is only needed for a median (skin chroma): point samples at the same grid are enough,
     # at a tenth of the cost of area-averaging three channels
