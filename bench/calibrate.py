@@ -171,7 +171,7 @@ def report(rows: list[dict[str, Any]], policy: Policy) -> None:
                   f"{_med([r.get('brightness') for r in rs])} {_med([r.get('underexposed_fraction') for r in rs])} "
                   f"{_med([r.get('overexposed_fraction') for r in rs])} "
                   f"{_med([r.get('lighting_asymmetry') for r in rs])} {_med([r.get('tone_gamma') for r in rs])}")
-    _sweeps(by_level, ref)
+    _sweeps(by_level, ref, policy)
 
 
 def _caught(rs: list[dict[str, Any]], test: Callable[[dict[str, Any]], bool]) -> tuple[int, int]:
@@ -179,7 +179,7 @@ def _caught(rs: list[dict[str, Any]], test: Callable[[dict[str, Any]], bool]) ->
     return sum(r.get("face_count") == 0 or test(r) for r in rs), len(rs)
 
 
-def _sweeps(by_level: dict[str, list[dict[str, Any]]], ref: set[str]) -> None:
+def _sweeps(by_level: dict[str, list[dict[str, Any]]], ref: set[str], policy: Policy) -> None:
     orig_all = by_level["orig"]
     orig_ref = [r for r in orig_all if r["image"] in ref]
 
@@ -223,57 +223,65 @@ def _sweeps(by_level: dict[str, list[dict[str, Any]]], ref: set[str]) -> None:
                  and (r["overexposed_fraction"] > o or r["face_shadow_luma"] > sh or r["brightness"] > 210),
                  CLEAR_BRIGHT, ["EV +1", "EV +1.5", "gamma 0.5", "gamma 0.67"])
 
+    p = policy
+    split = pixels.TONE_SPLIT_LUMA
+
     def luma_dark(r: dict[str, Any]) -> bool:
-        return bool(r["face_highlight_luma"] < 110 or r["brightness"] < 50 or r["underexposed_fraction"] > 0.35)
+        """The policy's luma rules for IMAGE_TOO_DARK (as in ``pixels._exposure_rules``)."""
+        return bool(r["face_highlight_luma"] < p.min_face_highlight_luma or r["brightness"] < p.min_brightness
+                    or r["underexposed_fraction"] > p.max_underexposed_fraction)
 
     def luma_bright(r: dict[str, Any]) -> bool:
-        return bool(r["overexposed_fraction"] > 0.05 or r["face_shadow_luma"] > 140 or r["brightness"] > 210)
+        return bool(r["overexposed_fraction"] > p.max_overexposed_fraction
+                    or r["face_shadow_luma"] > p.max_face_shadow_luma or r["brightness"] > p.max_brightness)
+
+    def too_dark(r: dict[str, Any], g: float, tone: float | None) -> bool:
+        return r.get("brightness") is not None and (
+            luma_dark(r) or (g > 0 and tone is not None and tone > g and r["brightness"] < split))
+
+    def too_bright(r: dict[str, Any], g: float, tone: float | None) -> bool:
+        return r.get("brightness") is not None and (
+            luma_bright(r) or (g > 0 and tone is not None and tone < g and r["brightness"] > split))
 
     def toned(r: dict[str, Any]) -> bool:
         return r.get("brightness") is not None and r.get("tone_gamma") is not None
 
-    print("\n## sweep: too dark by tone curve (the luma rules above, or tone_gamma > g on a face darker than 140)")
+    print("\n## sweep: too dark by tone curve (the luma rules above, or tone_gamma > g on a face darker than "
+          f"{split:g})")
     for g in (0.0, 1.5, 1.6, 1.7, 1.8, 2.0):
-        line("luma rules only" if g == 0 else f"g={g:g}",
-             lambda r, g=g: r.get("brightness") is not None and (
-                 luma_dark(r) or (g > 0 and toned(r) and r["tone_gamma"] > g and r["brightness"] < 140)),
+        line("luma rules only" if g == 0 else f"g={g:g}", lambda r, g=g: too_dark(r, g, r.get("tone_gamma")),
              CLEAR_DARK, ["EV -2", "gamma 2", "gamma 3", "dark background (bg -3 EV)", "EV +1",
                           "warm light (R x1.3, B x0.7)", "tungsten (R x1.6, B x0.5)"])
 
-    print("\n## sweep: too bright by tone curve (the luma rules above, or tone_gamma < g on a face brighter than 140)")
+    print("\n## sweep: too bright by tone curve (the luma rules above, or tone_gamma < g on a face brighter than "
+          f"{split:g})")
     for g in (0.0, 0.5, 0.55, 0.6, 0.65, 0.7):
-        line("luma rules only" if g == 0 else f"g={g:g}",
-             lambda r, g=g: r.get("brightness") is not None and (
-                 luma_bright(r) or (g > 0 and toned(r) and r["tone_gamma"] < g and r["brightness"] > 140)),
+        line("luma rules only" if g == 0 else f"g={g:g}", lambda r, g=g: too_bright(r, g, r.get("tone_gamma")),
              CLEAR_BRIGHT, ["EV +1", "EV +1.5", "gamma 0.5", "gamma 0.33", "EV -1", "cool light (R x0.8, B x1.3)"])
 
     print("\n## sweep: weight of the contrast in tone_gamma (recomputed from the rows' contrast and chroma)")
     print("   w  dark>g bright<g | untouched  warm  tungsten  cool | gamma 2.5  gamma 3  gamma 0.4  gamma 0.33")
     casts = ("warm light (R x1.3, B x0.7)", "tungsten (R x1.6, B x0.5)", "cool light (R x0.8, B x1.3)")
+
+    def reweighted(r: dict[str, Any], w: float) -> float | None:
+        if r.get("face_chroma_rg") is None or r.get("face_contrast_stops") is None:
+            return None
+        return M.tone_gamma(r["face_contrast_stops"], r["face_chroma_rg"], w)
+
+    def flagged(level: str, test: Callable[[dict[str, Any]], bool]) -> str:
+        rs = by_level.get(level, [])
+        return _pct(sum(test(r) for r in rs), len(rs))
+
     for w in (0.5, 0.6, 0.7, 0.8):
         for g_dark, g_bright in ((1.6, 0.6), (1.7, 0.55), (1.8, 0.5)):
+            def dark(r: dict[str, Any], w: float = w, g: float = g_dark) -> bool:
+                return too_dark(r, g, reweighted(r, w))
 
-            def tone(r: dict[str, Any], w: float = w) -> float | None:
-                if r.get("face_chroma_rg") is None or r.get("face_contrast_stops") is None:
-                    return None
-                return float(w * r["face_contrast_stops"] / M.REFERENCE_CONTRAST_STOPS
-                             + (1 - w) * r["face_chroma_rg"] / M.REFERENCE_CHROMA_RG)
+            def bright(r: dict[str, Any], w: float = w, g: float = g_bright) -> bool:
+                return too_bright(r, g, reweighted(r, w))
 
-            def dark(r: dict[str, Any], g: float = g_dark, tone: Callable[..., float | None] = tone) -> bool:
-                t = tone(r)
-                return r.get("brightness") is not None and (luma_dark(r) or (
-                    t is not None and t > g and r["brightness"] < 140))
-
-            def bright(r: dict[str, Any], g: float = g_bright, tone: Callable[..., float | None] = tone) -> bool:
-                t = tone(r)
-                return r.get("brightness") is not None and (luma_bright(r) or (
-                    t is not None and t < g and r["brightness"] > 140))
-
-            def flagged(level: str, test: Callable[[dict[str, Any]], bool]) -> str:
-                return _pct(sum(test(r) for r in by_level.get(level, [])), len(by_level.get(level, [])))
-
-            def either(r: dict[str, Any], dark: Callable[..., bool] = dark,
-                       bright: Callable[..., bool] = bright) -> bool:
+            def either(r: dict[str, Any], dark: Callable[[dict[str, Any]], bool] = dark,
+                       bright: Callable[[dict[str, Any]], bool] = bright) -> bool:
                 return dark(r) or bright(r)
 
             caught = [_pct(*_caught(by_level.get(lv, []), t)) for lv, t in
@@ -282,8 +290,8 @@ def _sweeps(by_level: dict[str, list[dict[str, Any]]], ref: set[str]) -> None:
                   + " ".join(f"{flagged(c, either):>7}" for c in casts) + " | " + "  ".join(f"{c:>8}" for c in caught))
 
     print("\n## tone_gamma of untouched photos nearest the limits (skin tone is the main cause; fold in [])")
-    dark_side = [r for r in orig_all if toned(r) and r["brightness"] < 140]
-    bright_side = [r for r in orig_all if toned(r) and r["brightness"] > 140]
+    dark_side = [r for r in orig_all if toned(r) and r["brightness"] < split]
+    bright_side = [r for r in orig_all if toned(r) and r["brightness"] > split]
     for r in sorted(dark_side, key=lambda r: -r["tone_gamma"])[:8]:
         print(f"  high {r['tone_gamma']:.3f} [{fold(r['image'])}] brightness {r['brightness']:5.1f} "
               f"contrast {r['face_contrast_stops']:.2f} chroma {r['face_chroma_rg']:.2f}  {r['image']}")

@@ -251,8 +251,8 @@ class FaceCrop:
     mask: np.ndarray
     factor: float
     origin: tuple[int, int]
-    #: The same region in sRGB (uint8, H x W x 3), for colour measures.
-    rgb: np.ndarray | None = None
+    #: The same region in sRGB (uint8, H x W x 3), point-sampled on the same grid: for colour measures.
+    rgb: np.ndarray
 
     def to_crop(self, points: np.ndarray) -> np.ndarray:
         """Image pixel coordinates -> crop pixel coordinates."""
@@ -296,7 +296,8 @@ def face_crop(
     # colour is only needed for a median (skin chroma): point samples at the same grid are enough,
     # at a tenth of the cost of area-averaging three channels
     small_rgb = cv2.resize(region, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
-    crop = FaceCrop(gray=small, mask=np.zeros(small.shape, dtype=bool), factor=factor, origin=(ix0, iy0))
+    crop = FaceCrop(gray=small, mask=np.zeros(small.shape, dtype=bool), factor=factor, origin=(ix0, iy0),
+                    rgb=small_rgb)
     oval = np.round(crop.to_crop(landmarks[list(FACE_OVAL)])).astype(np.int32)
     mask: np.ndarray = np.zeros(small.shape, dtype=np.uint8)
     cv2.fillPoly(mask, [oval], 1)
@@ -508,11 +509,14 @@ def tone(gray: np.ndarray, rgb: np.ndarray, mask: np.ndarray) -> Tone | None:
         saturated = np.count_nonzero((sel_top - bottom[mid]) >= MIN_SKIN_SATURATION * sel_top)
         if 2 * saturated >= n:  # the median pixel has colour
             chroma = float(np.median(_LOG2_LINEAR_EPS[image[..., 0][mid]] - _LOG2_LINEAR_EPS[image[..., 1][mid]]))
-    gamma = None
-    if chroma is not None:
-        gamma = (TONE_CONTRAST_WEIGHT * contrast / REFERENCE_CONTRAST_STOPS
-                 + (1.0 - TONE_CONTRAST_WEIGHT) * chroma / REFERENCE_CHROMA_RG)
+    gamma = None if chroma is None else tone_gamma(contrast, chroma)
     return Tone(contrast_stops=contrast, chroma_rg=chroma, gamma=gamma)
+
+
+def tone_gamma(contrast_stops: float, chroma_rg: float, weight: float = TONE_CONTRAST_WEIGHT) -> float:
+    """The tone-curve estimate from its two parts: each relative to its reference value, weighted."""
+    return float(weight * contrast_stops / REFERENCE_CONTRAST_STOPS
+                 + (1.0 - weight) * chroma_rg / REFERENCE_CHROMA_RG)
 
 
 def lighting_asymmetry(crop: FaceCrop, landmarks: np.ndarray) -> float | None:

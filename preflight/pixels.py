@@ -239,7 +239,7 @@ def _face_pixels(crop: M.FaceCrop, lm: np.ndarray, policy: Policy, out: PixelRes
             f.update(brightness=exp.brightness, underexposed_fraction=exp.underexposed_fraction,
                      overexposed_fraction=exp.overexposed_fraction, face_highlight_luma=exp.highlight_luma,
                      face_shadow_luma=exp.shadow_luma)
-            tone = M.tone(crop.gray, crop.rgb, inner) if crop.rgb is not None else None
+            tone = M.tone(crop.gray, crop.rgb, inner)
             if tone is not None:
                 f.update(face_contrast_stops=tone.contrast_stops, face_chroma_rg=tone.chroma_rg,
                          tone_gamma=tone.gamma)
