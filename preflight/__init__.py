@@ -10,7 +10,15 @@ from __future__ import annotations
 from . import codes, guidance
 from .annotate import annotate
 from .conform import Conformed, conform
-from .errors import InvalidSourceError, ModelError, PolicyError, PreflightError, SourceNotFoundError
+from .errors import (
+    GateClosedError,
+    InvalidSourceError,
+    ModelError,
+    PolicyError,
+    PreflightError,
+    SourceNotFoundError,
+    SourceReadError,
+)
 from .gate import Gate, check
 from .policy import Policy
 from .report import Issue, Measurements, Report
@@ -24,6 +32,7 @@ __all__ = [
     "CombinedReport",
     "Conformed",
     "Gate",
+    "GateClosedError",
     "InvalidSourceError",
     "Issue",
     "Measurements",
@@ -33,6 +42,7 @@ __all__ = [
     "PreflightError",
     "Report",
     "SourceNotFoundError",
+    "SourceReadError",
     "__version__",
     "annotate",
     "check",

@@ -16,6 +16,19 @@ class SourceNotFoundError(PreflightError, FileNotFoundError):
     """The source is a path that does not exist (or is not a regular file)."""
 
 
+class SourceReadError(PreflightError, OSError):
+    """The source is a file (or stream) that exists but cannot be read: no permission, an I/O error.
+
+    :func:`preflight.check` and :class:`preflight.Gate` report it as ``FAILED_TO_READ_IMAGE``
+    instead of raising; the functions that need the bytes themselves (``conform``, ``annotate``,
+    ``submit``) raise it.
+    """
+
+
+class GateClosedError(PreflightError, RuntimeError):
+    """The :class:`preflight.Gate` was closed and cannot check any more images."""
+
+
 class InvalidSourceError(PreflightError, TypeError):
     """The source is of a type preflight cannot read (not a path, bytes, file, PIL image or array)."""
 

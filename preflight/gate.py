@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import Any
 
 from . import pixels, rules
+from .errors import GateClosedError
 from .face import FaceAnalyzer
 from .loading import Source, load
 from .policy import Policy
@@ -58,7 +59,7 @@ class Gate:
         """The shared face analyser, created on first use (this is where the model is loaded)."""
         with self._lock:
             if self._closed:
-                raise RuntimeError("this Gate is closed")
+                raise GateClosedError("this Gate is closed")
             if self._analyzer is None:
                 self._analyzer = FaceAnalyzer(
                     self.model_path,

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from . import codes as C
-from .errors import InvalidSourceError, SourceNotFoundError
+from .errors import InvalidSourceError, SourceNotFoundError, SourceReadError
 from .jpeg_quality import estimate_quality
 from .policy import Policy
 from .report import Issue
@@ -71,13 +71,24 @@ class LoadedImage:
 # -- sources ---------------------------------------------------------------------------------
 
 def read_source(source: Source, name: str | None = None) -> tuple[bytes | None, Any, str | None]:
-    """Return ``(encoded_bytes, decoded_object, name)``; exactly one of the first two is set."""
+    """Return ``(encoded_bytes, decoded_object, name)``; exactly one of the first two is set.
+
+    Raises :class:`SourceNotFoundError` for a path that is not a file and :class:`SourceReadError`
+    when a file or stream exists but cannot be read (no permission, an I/O error).
+    """
     if isinstance(source, (str, os.PathLike)):
         path = Path(os.fspath(source))
-        if not path.is_file():
+        try:
+            is_file = path.is_file()
+        except OSError as exc:  # e.g. a name too long for the file system
+            raise SourceNotFoundError(f"no such file: {path} ({exc.strerror or exc})") from exc
+        if not is_file:
             raise SourceNotFoundError(f"no such file: {path}")
-        with path.open("rb") as fh:
-            return fh.read(MAX_READ_BYTES + 1), None, name or str(path)
+        try:
+            with path.open("rb") as fh:
+                return fh.read(MAX_READ_BYTES + 1), None, name or str(path)
+        except OSError as exc:
+            raise SourceReadError(f"cannot read {path}: {exc.strerror or exc}") from exc
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source), None, name
     if isinstance(source, Image.Image):
@@ -86,13 +97,22 @@ def read_source(source: Source, name: str | None = None) -> tuple[bytes | None, 
         return None, source, name
     read = getattr(source, "read", None)
     if callable(read):
-        data = read(MAX_READ_BYTES + 1)
+        try:
+            data = read(MAX_READ_BYTES + 1)
+        except OSError as exc:
+            raise SourceReadError(f"cannot read the stream: {exc.strerror or exc}") from exc
         if not isinstance(data, (bytes, bytearray)):
             raise InvalidSourceError("file object must be opened in binary mode")
         return bytes(data), None, name or _stream_name(source)
     raise InvalidSourceError(
         f"cannot read a {type(source).__name__}: pass a path, bytes, a binary file, a PIL image or an RGB array"
     )
+
+
+def _source_name(source: object) -> str | None:
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source) if isinstance(os.fspath(source), str) else None
+    return _stream_name(source)
 
 
 def _stream_name(stream: object) -> str | None:
@@ -138,16 +158,32 @@ def sniff_format(data: bytes) -> str | None:
 class Header:
     width: int
     height: int
-    #: JPEG: offset of the first start-of-scan marker; PNG: whether IEND is present.
+    #: JPEG: an EOI follows the scan data; PNG: the chunks lead to IEND.
     complete: bool
+    #: PNG: the payload of the eXIf chunk, if any (read here so Pillow need not decode the image).
+    exif: bytes | None = None
 
 
 def png_header(data: bytes) -> Header | None:
-    """Width and height from the IHDR chunk, and whether the stream ends with IEND."""
+    """Width and height from IHDR; ``complete`` when the chunk chain reaches IEND (bytes after it,
+    which some tools append, are ignored); the eXIf payload if present."""
     if len(data) < 33 or data[12:16] != b"IHDR":
         return None
     width, height = struct.unpack(">II", data[16:24])
-    return Header(width, height, complete=b"IEND" in data[-32:])
+    pos, n, exif, complete = 8, len(data), None, False
+    while pos + 12 <= n:
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind = data[pos + 4 : pos + 8]
+        end = pos + 12 + length
+        if length > 0x7FFFFFFF or end > n:
+            break  # a chunk runs past the end: truncated (or a corrupt length)
+        if kind == b"eXIf":
+            exif = data[pos + 8 : pos + 8 + length]
+        elif kind == b"IEND":
+            complete = True
+            break
+        pos = end
+    return Header(width, height, complete=complete, exif=exif)
 
 
 _SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
@@ -186,7 +222,10 @@ def jpeg_header(data: bytes) -> Header | None:
 
 def load(source: Source, policy: Policy, *, name: str | None = None) -> LoadedImage:
     """Load ``source`` for checking. Never raises for bad image data, only for bad arguments."""
-    data, decoded, name = read_source(source, name)
+    try:
+        data, decoded, name = read_source(source, name)
+    except SourceReadError as exc:
+        return _unreadable(LoadedImage(name=name or _source_name(source)), str(exc))
     if decoded is not None:
         return _load_decoded(decoded, name, policy)
     assert data is not None
@@ -229,7 +268,8 @@ def _load_encoded(data: bytes, name: str | None, policy: Policy) -> LoadedImage:
     orientation = 1
     if pil is not None:
         img.mode = pil.mode
-        orientation = _exif_orientation(pil)
+        # a PNG's EXIF may follow the pixel data, and Pillow decodes the whole image to find it
+        orientation = _exif_payload_orientation(header.exif) if fmt == "PNG" else _exif_orientation(pil)
         if fmt == "JPEG":
             estimate = estimate_quality(getattr(pil, "quantization", None) or {})
             if estimate is not None:
@@ -279,19 +319,44 @@ def _pillow_header(data: bytes) -> Header | None:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             pil = Image.open(io.BytesIO(data))
         return Header(pil.width, pil.height, complete=True)
-    except Image.DecompressionBombError as exc:
-        # Pillow refuses before we can read the size; report it as too large to decode.
-        digits = [int(s) for s in str(exc).replace("(", " ").replace(")", " ").split() if s.isdigit()]
-        side = max(digits) if digits else 2**31
-        return Header(side, side, complete=True)
+    except Image.DecompressionBombError:
+        # Pillow refused after reading the header; read the size with its plugins directly (as
+        # Image.open does, minus the pixel-count check) to report the declared size.
+        return _declared_size(data)
     except Exception:
         return None
+
+
+def _declared_size(data: bytes) -> Header | None:
+    Image.init()
+    for fmt in Image.ID:
+        factory, accept = Image.OPEN[fmt]
+        if accept is not None and not accept(data[:16]):
+            continue
+        try:
+            pil = factory(io.BytesIO(data), "")
+        except Exception:
+            continue
+        return Header(pil.width, pil.height, complete=True)
+    return None
 
 
 def _exif_orientation(pil: Image.Image) -> int:
     try:
         value = pil.getexif().get(_EXIF_ORIENTATION_TAG, 1)
         value = int(value)
+    except Exception:
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _exif_payload_orientation(payload: bytes | None) -> int:
+    if not payload:
+        return 1
+    try:
+        exif = Image.Exif()
+        exif.load(payload)
+        value = int(exif.get(_EXIF_ORIENTATION_TAG, 1))
     except Exception:
         return 1
     return value if 1 <= value <= 8 else 1
@@ -309,10 +374,13 @@ def _decode(data: bytes, fmt: str, pil: Image.Image | None) -> np.ndarray | None
             bgr = None
         if bgr is not None and bgr.ndim == 3 and bgr.shape[2] == 3:
             return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    if pil is None:
+    # A fresh Pillow image: one whose earlier load failed (reading EXIF, say) would hand back its
+    # half-filled buffer without complaint on a second load.
+    fresh = _pillow_open(data) if pil is not None else None
+    if fresh is None:
         return None
     try:
-        return pil_to_rgb(pil)
+        return pil_to_rgb(fresh)
     except Exception:
         return None
 

@@ -1,0 +1,127 @@
+"""Loading hostile and odd files: corrupt pixel data, bytes after the end, unreadable files,
+bombs in formats we do not decode. Each must end in a truthful report or a typed error."""
+
+from __future__ import annotations
+
+import io
+import pathlib
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import preflight
+from preflight import codes as C
+
+from ._images import encode, gradient
+
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_images" / "obama.jpg"
+
+
+def _sample_png(mode: str = "RGB") -> bytes:
+    return encode(Image.open(SAMPLE).convert(mode), "PNG")
+
+
+def _corrupt_middle(data: bytes, length: int = 2000) -> bytes:
+    """Overwrite compressed pixel data in the middle; the chunk chain and IEND stay intact."""
+    out = bytearray(data)
+    mid = len(out) // 2
+    out[mid : mid + length] = np.random.default_rng(1).bytes(length)
+    return bytes(out)
+
+
+def _chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])  # OpenCV decodes RGB; RGBA goes through Pillow
+def test_png_with_corrupt_pixel_data_is_unreadable_not_half_black(file_gate: preflight.Gate, mode: str) -> None:
+    clean = _sample_png(mode)
+    assert file_gate.check(clean).passed  # the intact photo passes: the corruption is what fails it
+    report = file_gate.check(_corrupt_middle(clean))
+    assert C.FAILED_TO_READ_IMAGE in report.codes
+    assert not report.passed
+
+
+def test_png_with_bytes_after_iend_decodes(file_gate: preflight.Gate) -> None:
+    png = encode(gradient(640, 480), "PNG")
+    for padding in (b"", b"\0" * 40, b"trailing metadata" * 10):
+        report = file_gate.check(png + padding)
+        assert C.FAILED_TO_READ_IMAGE not in report.codes, padding
+        assert (report.measurements.width, report.measurements.height) == (640, 480)
+
+
+def test_truncated_png_is_still_reported_truncated(file_gate: preflight.Gate) -> None:
+    png = encode(gradient(640, 480), "PNG")
+    report = file_gate.check(png[: len(png) // 2])
+    assert C.FAILED_TO_READ_IMAGE in report.codes
+    assert "truncated" in report.issues[0].message
+
+
+def test_png_exif_orientation_after_the_pixels_is_read(file_gate: preflight.Gate) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    png = encode(gradient(640, 480), "PNG")
+    iend = png.rindex(b"IEND") - 4
+    late_exif = png[:iend] + _chunk(b"eXIf", exif.tobytes()) + png[iend:]  # eXIf after IDAT
+    report = file_gate.check(late_exif)
+    assert report.measurements.exif_orientation == 6
+    assert (report.measurements.width, report.measurements.height) == (480, 640)
+    assert C.FAILED_TO_READ_IMAGE not in report.codes
+
+
+def test_gif_bomb_reports_its_declared_size(file_gate: preflight.Gate) -> None:
+    gif = bytearray(encode(Image.new("P", (10, 10)), "GIF"))
+    gif[6:10] = struct.pack("<HH", 65535, 65535)  # logical screen size
+    report = file_gate.check(bytes(gif))
+    assert (report.measurements.width, report.measurements.height) == (65535, 65535)
+    assert C.UNSUPPORTED_FORMAT in report.codes
+
+
+def test_unreadable_file_is_a_report_and_the_batch_goes_on(
+    file_gate: preflight.Gate, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    locked = tmp_path / "locked.jpg"
+    locked.write_bytes(encode(gradient(640, 480)))
+    real_open = pathlib.Path.open
+
+    def open_(self: Path, *args: object, **kwargs: object) -> object:
+        if self.name == "locked.jpg":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(pathlib.Path, "open", open_)
+    report = file_gate.check(locked)
+    assert report.codes == {C.FAILED_TO_READ_IMAGE}
+    assert "Permission denied" in report.issues[0].message
+    with pytest.raises(preflight.SourceReadError):  # functions that need the bytes raise, typed
+        preflight.conform(locked)
+
+
+def test_stream_that_fails_to_read_is_a_report(file_gate: preflight.Gate) -> None:
+    class Broken(io.RawIOBase):
+        def readable(self) -> bool:
+            return True
+
+        def read(self, size: int = -1) -> bytes:
+            raise OSError(5, "Input/output error")
+
+    report = file_gate.check(Broken())
+    assert report.codes == {C.FAILED_TO_READ_IMAGE}
+    assert "Input/output error" in report.issues[0].message
+
+
+def test_a_name_too_long_is_source_not_found(file_gate: preflight.Gate, tmp_path: Path) -> None:
+    with pytest.raises(preflight.SourceNotFoundError):
+        file_gate.check(tmp_path / ("a" * 5000))
+
+
+def test_a_closed_gate_raises_a_typed_error() -> None:
+    gate = preflight.Gate()
+    gate.close()
+    with pytest.raises(preflight.GateClosedError) as info:
+        gate.check(gradient(640, 480))
+    assert isinstance(info.value, preflight.PreflightError) and isinstance(info.value, RuntimeError)
