@@ -12,6 +12,7 @@ report can say whether the server agreed with the gate, or found something the g
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -149,6 +150,9 @@ def submit(
     (``uuid``, ``fullname``, ``birth_date``, ``extend_data``) are passed to the API unchanged.
     Transport and authentication errors propagate as ``progeny_api`` exceptions.
     """
+    if deadline is not None and not (math.isfinite(float(deadline)) and deadline >= 0):
+        # refused before anything is checked or sent (the upload is billed; its task must not be lost)
+        raise ValueError(f"deadline must be a finite number >= 0, got {deadline!r}")
     images, fields = _split(images_and_fields)
     own_gate = gate is None
     gate = gate or Gate(selfie_policy)

@@ -18,6 +18,7 @@ from ._retry import backoff_delay, parse_retry_after
 from ._version import __version__
 from .client import (
     DEFAULT_BASE_URL,
+    DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_RETRY_AFTER,
     DEFAULT_NOT_FOUND_GRACE,
@@ -57,6 +58,7 @@ from .models import (
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_MAX_RETRY_AFTER",
     "DEFAULT_NOT_FOUND_GRACE",

@@ -9,6 +9,7 @@ is stored in the same critical section as the new access token.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -19,8 +20,12 @@ from .errors import AuthenticationError, ResponseFormatError
 
 log = logging.getLogger("progeny_api")
 
-TokenCall = Callable[[], Mapping[str, Any]]
-RefreshCall = Callable[[str], Mapping[str, Any]]
+#: Both calls take the polling deadline (``time.monotonic()`` seconds) of the call that needs the token, if any.
+TokenCall = Callable[[float | None], Mapping[str, Any]]
+RefreshCall = Callable[[str, float | None], Mapping[str, Any]]
+
+#: A token is sent as ``Authorization: Bearer <token>``: visible ASCII only (a JWT is base64url and dots).
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
 
 
 class TokenManager:
@@ -57,10 +62,11 @@ class TokenManager:
 
     # -- public -------------------------------------------------------------------------------------------
 
-    def access_token(self) -> str:
+    def access_token(self, deadline: float | None = None) -> str:
         """A valid access token: the cached one, else a refreshed one, else a fresh login.
 
         A refused refresh (401: expired, blacklisted, or the account changed) falls back to one login.
+        ``deadline`` bounds the token calls made for a polling request.
         """
         with self._lock:
             now = self._monotonic()
@@ -68,13 +74,13 @@ class TokenManager:
                 return self._access
             if self._refresh is not None and now < self._refresh_expires_at:
                 try:
-                    self._do_refresh(self._refresh)
+                    self._do_refresh(self._refresh, deadline)
                     assert self._access is not None
                     return self._access
                 except AuthenticationError:
                     log.info("token refresh refused; logging in again")
                     self._refresh = None
-            self._do_obtain()
+            self._do_obtain(deadline)
             assert self._access is not None
             return self._access
 
@@ -94,8 +100,8 @@ class TokenManager:
 
     # -- internals (called with the lock held) ------------------------------------------------------------
 
-    def _do_obtain(self) -> None:
-        body = self._obtain_call()
+    def _do_obtain(self, deadline: float | None) -> None:
+        body = self._obtain_call(deadline)
         access = _token(body, "access")
         refresh = body.get("refresh")
         self.obtain_count += 1
@@ -103,8 +109,8 @@ class TokenManager:
         self._store(access, refresh if isinstance(refresh, str) and refresh else None)
         log.debug("obtained a new token pair")
 
-    def _do_refresh(self, refresh_token: str) -> None:
-        body = self._refresh_call(refresh_token)
+    def _do_refresh(self, refresh_token: str, deadline: float | None) -> None:
+        body = self._refresh_call(refresh_token, deadline)
         access = _token(body, "access")
         rotated = body.get("refresh")
         self.refresh_count += 1
@@ -140,4 +146,7 @@ def _token(body: Mapping[str, Any], key: str) -> str:
     value = body.get(key)
     if not isinstance(value, str) or not value:
         raise ResponseFormatError(f"token response has no {key!r} token")
+    if key == "access" and not _HEADER_SAFE.fullmatch(value):
+        # It could not be sent in a header (http.client would raise UnicodeEncodeError, or refuse a newline).
+        raise ResponseFormatError("token response has an 'access' token that is not a valid header value")
     return value

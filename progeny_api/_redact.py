@@ -11,6 +11,7 @@ import logging
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 REDACTED = "[REDACTED]"
 
@@ -58,16 +59,32 @@ def redact_text(text: str) -> str:
     return _KV_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
 
 
+def redact_url(url: str) -> str:
+    """``url`` with the password of a ``user:password@host`` part masked."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{userinfo.partition(':')[0]}:{REDACTED}@{host}"))
+
+
 def _is_sensitive(key: object) -> bool:
     return isinstance(key, str) and key.replace("_", "").replace("-", "").lower() in SENSITIVE_KEYS
 
 
-def redact_body(value: Any) -> Any:
+#: Deeper than this, a container is masked whole: no answer of the API nests so deep, and the recursion below
+#: must stay far from Python's limit whatever a server sends.
+_MAX_DEPTH = 32
+
+
+def redact_body(value: Any, _depth: int = 0) -> Any:
     """A copy of a JSON-like value with sensitive keys masked (recursively), for bodies kept on errors."""
+    if isinstance(value, (Mapping, list)) and _depth >= _MAX_DEPTH:
+        return REDACTED
     if isinstance(value, Mapping):
-        return {k: (REDACTED if _is_sensitive(k) else redact_body(v)) for k, v in value.items()}
+        return {k: (REDACTED if _is_sensitive(k) else redact_body(v, _depth + 1)) for k, v in value.items()}
     if isinstance(value, list):
-        return [redact_body(v) for v in value]
+        return [redact_body(v, _depth + 1) for v in value]
     if isinstance(value, str):
         return redact_text(value)
     return value

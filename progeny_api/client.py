@@ -2,7 +2,9 @@
 
 Design notes (the why):
 
-* **No hangs.** Every request has a finite (connect, read) timeout; polling has a finite deadline.
+* **No hangs.** Every request has a finite (connect, read) timeout, and a watchdog bounds each attempt as a
+  whole (a server trickling bytes never trips a read timeout); polling has a finite deadline that bounds
+  the requests in flight too.
 * **No duplicate billed tasks.** Progeny has no idempotency key, so a service POST is replayed only when the
   server provably did not process it (connect failure, 429, 503, or a 401 that rejected the token), unless
   ``retry_ambiguous_posts=True``. Reads (the task GET) and token calls are retried more freely.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import ipaddress
+import json
 import logging
 import math
 import os
@@ -33,8 +36,9 @@ import urllib3.exceptions
 
 from ._auth import TokenManager
 from ._multipart import ImageInput, Part, encode_multipart, load_image
-from ._redact import install_filter, redact_body
+from ._redact import install_filter, redact_body, redact_url
 from ._retry import backoff_delay, parse_retry_after
+from ._transport import Watchdog, WatchedAdapter
 from ._version import __version__
 from .errors import (
     APIStatusError,
@@ -66,13 +70,16 @@ DEFAULT_MAX_RETRIES = 2
 DEFAULT_POLL_DEADLINE = 120.0
 DEFAULT_NOT_FOUND_GRACE = 30.0
 DEFAULT_MAX_RETRY_AFTER = 60.0
+#: Answers are small JSON objects; a body that decodes to more than this is refused, unread.
+DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 
 TimeoutArg = float | tuple[float, float]
 
 _SERVICE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-#: A read timeout under a polling deadline is capped by the time left, but not below this.
+#: An attempt under a polling deadline is limited to the time left, but not below this.
 _MIN_TIMEOUT = 1.0
 _TEXT_BODY_LIMIT = 4096
+_CHUNK = 16 * 1024
 
 
 def _finite(name: str, value: float, *, minimum: float = 0.0) -> float:
@@ -148,12 +155,48 @@ def _retryable_exception(exc: requests.RequestException) -> bool:
     )
 
 
-def _parse_body(resp: requests.Response) -> Any:
+def _read_body(resp: requests.Response, limit: int) -> tuple[bytes, bool]:
+    """The decoded body, read in chunks, and whether it was complete.
+
+    Reading stops once more than ``limit`` bytes came out of the decoder, so a compressed "bomb" is never
+    inflated in memory.
+    """
+    data = bytearray()
+    for chunk in resp.iter_content(_CHUNK):
+        data += chunk
+        if len(data) > limit:
+            return bytes(data[:limit]), False
+    return bytes(data), True
+
+
+def _loads(content: bytes) -> Any:
+    """``json.loads`` that raises only ValueError (absurdly deep nesting is a RecursionError)."""
+    try:
+        return json.loads(content)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def _text(resp: requests.Response, content: bytes) -> str:
+    try:
+        return content[: _TEXT_BODY_LIMIT * 4].decode(resp.encoding or "utf-8", errors="replace")[:_TEXT_BODY_LIMIT]
+    except LookupError:  # an unknown charset
+        return content[: _TEXT_BODY_LIMIT * 4].decode("utf-8", errors="replace")[:_TEXT_BODY_LIMIT]
+
+
+def _parse_body(resp: requests.Response, content: bytes) -> Any:
     """Parsed JSON, or the (truncated) text of a non-JSON body."""
     try:
-        return resp.json()
+        return _loads(content)
     except ValueError:
-        return resp.text[:_TEXT_BODY_LIMIT]
+        return _text(resp, content)
+
+
+def _drop_redirect_body(resp: requests.Response, *args: Any, **kwargs: Any) -> None:
+    """A response hook: requests reads a redirect's whole body before following it. Close it unread instead
+    (nothing in it is used, and it could be a decompression bomb)."""
+    if resp.is_redirect:
+        resp.close()
 
 
 class ProgenyClient:
@@ -185,13 +228,14 @@ class ProgenyClient:
         retry_ambiguous_posts: bool = False,
         refresh_skew: float = 30.0,
         user_agent: str | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self._username = username if username is not None else os.environ.get("PROGENY_USERNAME")
         self._password = password if password is not None else os.environ.get("PROGENY_PASSWORD")
         url = (base_url or os.environ.get("PROGENY_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"base_url must be an http(s) URL, got {url!r}")
+            raise ValueError(f"base_url must be an http(s) URL, got {redact_url(url)!r}")
         if parts.scheme == "http" and not _is_loopback(parts.hostname):
             log.warning("base URL uses plain http: credentials and images would travel unencrypted")
         self.base_url = url
@@ -209,8 +253,15 @@ class ProgenyClient:
         self.backoff_base = _finite("backoff_base", backoff_base)
         self.backoff_max = _finite("backoff_max", backoff_max)
         self.retry_ambiguous_posts = bool(retry_ambiguous_posts)
+        if isinstance(max_response_bytes, bool) or not isinstance(max_response_bytes, int) or max_response_bytes < 1:
+            raise ValueError("max_response_bytes must be an int >= 1")
+        self.max_response_bytes = max_response_bytes
 
         self._session = requests.Session()
+        # Our adapter lets a watchdog cut an attempt that overruns its time (see _send).
+        self._session.mount("https://", WatchedAdapter())
+        self._session.mount("http://", WatchedAdapter())
+        self._session.hooks["response"].append(_drop_redirect_body)
         # TLS verification stays on (requests' default); we never set verify=False.
         self._session.headers["User-Agent"] = user_agent or f"progeny-api-python/{__version__}"
         self._session.headers["Accept"] = "application/json"
@@ -225,7 +276,7 @@ class ProgenyClient:
         self._closed = False
 
     def __repr__(self) -> str:
-        return f"ProgenyClient(base_url={self.base_url!r})"
+        return f"ProgenyClient(base_url={redact_url(self.base_url)!r})"
 
     # -- lifecycle ----------------------------------------------------------------------------------------
 
@@ -620,12 +671,14 @@ class ProgenyClient:
         return self._run("background_check", wait, deadline, fullname=fullname, birth_date=birth_date)
 
     def _run(self, service: str, wait: bool, deadline: float | None, **fields: Any) -> TaskResult | Task:
+        if deadline is not None:
+            _finite("deadline", deadline)  # before the (billed) POST, not after it
         task = self.submit(service, **fields)
         return self.wait(task, deadline=deadline) if wait else task
 
     # -- tokens ---------------------------------------------------------------------------------------------
 
-    def _obtain_tokens(self) -> Mapping[str, Any]:
+    def _obtain_tokens(self, deadline: float | None = None) -> Mapping[str, Any]:
         if not self._username or not self._password:
             raise AuthenticationError(
                 "no credentials: pass username/password or set PROGENY_USERNAME and PROGENY_PASSWORD"
@@ -636,16 +689,18 @@ class ProgenyClient:
             parts=[("username", self._username), ("password", self._password)],
             auth=False,
             idempotent=True,
+            deadline=deadline,
             secret=True,
         )
 
-    def _refresh_tokens(self, refresh: str) -> Mapping[str, Any]:
+    def _refresh_tokens(self, refresh: str, deadline: float | None = None) -> Mapping[str, Any]:
         return self._call(
             "POST",
             "accounts/token/refresh/",
             parts=[("refresh", refresh)],
             auth=False,
             idempotent=True,
+            deadline=deadline,
             secret=True,
         )
 
@@ -675,7 +730,7 @@ class ProgenyClient:
             headers: dict[str, str] = {}
             token: str | None = None
             if auth:
-                token = self._tokens.access_token()
+                token = self._tokens.access_token(deadline)
                 headers["Authorization"] = f"Bearer {token}"
             data: bytes | None = None
             if parts is not None:
@@ -684,15 +739,7 @@ class ProgenyClient:
             started = time.monotonic()
             attempt = retries + 1 + int(replayed_401)
             try:
-                resp = self._session.request(
-                    method,
-                    url,
-                    params=params,
-                    data=data,
-                    headers=headers,
-                    timeout=self._timeout_for(deadline),
-                    allow_redirects=method == "GET",
-                )
+                resp, content, complete = self._send(method, url, params, data, headers, deadline)
             except requests.RequestException as exc:
                 elapsed = time.monotonic() - started
                 reached = _may_have_reached_server(exc)
@@ -735,9 +782,8 @@ class ProgenyClient:
                 f" task={task_id}" if task_id else "",
             )
             if 200 <= status < 300:
-                return self._json_object(resp, method, shown_path, task_id, secret)
-            body = _parse_body(resp)
-            resp.close()
+                return self._json_object(resp, content, complete, method, shown_path, task_id, secret)
+            body = _parse_body(resp, content)  # a truncated error page is still the error it reports
             if secret:
                 body = redact_body(body)
             if status == 401 and auth and token is not None and not replayed_401:
@@ -786,20 +832,76 @@ class ProgenyClient:
         with self._rng_lock:
             return interval * (1.0 - 0.25 * self._rng.random())
 
-    def _timeout_for(self, deadline: float | None) -> tuple[float, float]:
+    def _send(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, str] | None,
+        data: bytes | None,
+        headers: dict[str, str],
+        deadline: float | None,
+    ) -> tuple[requests.Response, bytes, bool]:
+        """One attempt, headers and body, within ``connect + read`` seconds in all (and within the polling
+        deadline, but at least ``_MIN_TIMEOUT``). Returns the response, its body and whether it was whole.
+
+        A server that overruns the limit, even one trickling bytes under the read timeout, gets its socket
+        shut by the watchdog; that is raised as a ``requests.ReadTimeout``.
+        """
         connect, read = self.timeout
-        if deadline is None:
-            return connect, read
-        remaining = max(deadline - time.monotonic(), _MIN_TIMEOUT)
-        return min(connect, remaining), min(read, remaining)
+        limit = connect + read
+        if deadline is not None:
+            limit = min(limit, max(deadline - time.monotonic(), _MIN_TIMEOUT))
+        watchdog = Watchdog(limit)
+        try:
+            with watchdog:
+                resp = self._session.request(
+                    method,
+                    url,
+                    params=params,
+                    data=data,
+                    headers=headers,
+                    timeout=(min(connect, limit), min(read, limit)),
+                    allow_redirects=method == "GET",
+                    stream=True,
+                )
+                try:
+                    if resp.is_redirect:  # never followed here (POST): only the Location header matters
+                        content, complete = b"", True
+                    else:
+                        content, complete = _read_body(resp, self.max_response_bytes)
+                finally:
+                    resp.close()  # back to the pool if the body was read whole, else the connection is dropped
+        except requests.RequestException as exc:
+            if watchdog.tripped:
+                raise requests.ReadTimeout(f"no complete response within {limit:.1f}s") from exc
+            raise
+        if watchdog.tripped:  # the body ended early, cut by the watchdog: it is not the whole answer
+            raise requests.ReadTimeout(f"no complete response within {limit:.1f}s")
+        return resp, content, complete
 
     def _json_object(
-        self, resp: requests.Response, method: str, path: str, task_id: str | None, secret: bool
+        self,
+        resp: requests.Response,
+        content: bytes,
+        complete: bool,
+        method: str,
+        path: str,
+        task_id: str | None,
+        secret: bool,
     ) -> dict[str, Any]:
+        if not complete:
+            raise ResponseFormatError(
+                f"{method} {path}: HTTP {resp.status_code} with a body over {self.max_response_bytes} bytes",
+                status_code=resp.status_code,
+                headers=resp.headers,
+                method=method,
+                path=path,
+                task_id=task_id,
+            )
         try:
-            body = resp.json()
+            body = _loads(content)
         except ValueError:
-            text = resp.text[:_TEXT_BODY_LIMIT]
+            text = _text(resp, content)
             raise ResponseFormatError(
                 f"{method} {path}: HTTP {resp.status_code} with a body that is not JSON",
                 status_code=resp.status_code,

@@ -470,7 +470,7 @@ class Sandbox:
         * ``"slow"`` [delay=2.0]: sleep before handling the request normally.
         * ``"token_expired"``: 401 ``token_not_valid`` (on refresh: the refresh token is refused).
         * ``"malformed_json"``: 200 with a truncated JSON body.
-        * ``"redirect"`` [status=301]: a redirect to the same path.
+        * ``"redirect"`` [status=301]: a redirect to the same path and query string.
         * ``"status"`` [status, body, content_type, headers]: any response you like.
         """
         kind = _FAULT_ALIASES.get(kind, kind)
@@ -581,7 +581,8 @@ class Sandbox:
                     return fault
         return None
 
-    def _fault_response(self, fault: Fault, route: str, path: str) -> _Response:
+    def _fault_response(self, fault: Fault, route: str, raw_path: str) -> _Response:
+        """The response of an injected fault. ``raw_path`` is the request target, query string included."""
         extra = list(fault.headers.items())
         if fault.retry_after is not None:
             extra.append(("Retry-After", str(fault.retry_after)))
@@ -607,7 +608,7 @@ class Sandbox:
                 ],
             )
         if fault.kind == "redirect":
-            return _Response(fault.status or 301, b"", [("Location", self.origin + path), *extra])
+            return _Response(fault.status or 301, b"", [("Location", self.origin + raw_path), *extra])
         # "status": anything
         body = fault.body
         if isinstance(body, (dict, list)):
@@ -1133,7 +1134,7 @@ class _Handler(BaseHTTPRequestHandler):
                     self.connection.shutdown(socket.SHUT_RDWR)
                 return
             else:
-                response = sandbox._fault_response(fault, record.route or "", path)
+                response = sandbox._fault_response(fault, record.route or "", self.path)
                 record.status = response.status
                 self._write(response)
                 return

@@ -421,6 +421,7 @@ class TestClientConfiguration:
             assert client.max_retries == 2 and client.poll_deadline == 120.0
             assert client.not_found_grace == 30.0 and client.max_retry_after == 60.0
             assert client.retry_ambiguous_posts is False
+            assert client.max_response_bytes == progeny_api.DEFAULT_MAX_RESPONSE_BYTES == 8 * 1024 * 1024
             assert client._session.verify is True
 
     def test_environment(self, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -435,6 +436,18 @@ class TestClientConfiguration:
     def test_bad_base_url(self) -> None:
         with pytest.raises(ValueError):
             ProgenyClient("u", "p", base_url="ftp://example.com")
+        with pytest.raises(ValueError) as info:
+            ProgenyClient("u", "p", base_url="ftp://user:S3cretPass@example.com")
+        assert "S3cretPass" not in str(info.value)
+
+    def test_password_in_the_base_url_is_masked(self, caplog: pytest.LogCaptureFixture) -> None:
+        caplog.set_level("DEBUG")
+        with ProgenyClient("u", "p", base_url="http://user:S3cretPass@example.com:9/api/v3") as client:
+            for text in (repr(client), str(client)):
+                assert "S3cretPass" not in text and "user:[REDACTED]@example.com:9/api/v3" in text
+            assert client.base_url == "http://user:S3cretPass@example.com:9/api/v3"  # still used as given
+        assert caplog.records  # the plain-http warning
+        assert not any("S3cretPass" in r.getMessage() for r in caplog.records)
 
     def test_submit_validates_before_sending(self) -> None:
         with ProgenyClient("u", "p", base_url="http://127.0.0.1:9/api/v3") as client:

@@ -87,6 +87,18 @@ def test_slow_poll_still_ends_by_the_deadline(make_client: Callable[..., Progeny
         assert isinstance(info.value.__cause__, TransportError)
 
 
+@pytest.mark.parametrize("deadline", [-1.0, float("nan"), float("inf")])
+def test_a_bad_deadline_is_refused_before_the_post(
+    sandbox: Sandbox, client: ProgenyClient, face: bytes, deadline: float
+) -> None:
+    """Refused after the POST, the billed task would exist with no one waiting for it."""
+    with pytest.raises(ValueError, match="deadline"):
+        client.face_liveness(face, deadline=deadline)
+    with pytest.raises(ValueError, match="deadline"):
+        client.background_check("Jane Q Public", "1980-02-03", deadline=deadline)
+    assert sandbox.post_count() == 0 and sandbox.stats["tasks_created"] == 0
+
+
 def test_404_grace_then_not_found(make_client: Callable[..., ProgenyClient], face: bytes) -> None:
     with Sandbox(lifecycle=("404",)) as sb:
         client = make_client(sb, not_found_grace=0.3)

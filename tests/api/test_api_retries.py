@@ -263,6 +263,13 @@ def test_redirect_on_post_raises(sandbox: Sandbox, client: ProgenyClient, face: 
     assert sandbox.stats["task_get"] == 0  # not followed as a GET
 
 
+def test_redirect_on_poll_keeps_the_query(sandbox: Sandbox, client: ProgenyClient, face: bytes) -> None:
+    """A GET redirect is followed; the sandbox's Location must carry ``?id=`` or the poll becomes a 400."""
+    sandbox.inject("task", "redirect", status=302)
+    assert client.face_liveness(face).passed is True
+    assert [r.status for r in sandbox.requests if r.fault == "redirect"] == [302]
+
+
 def test_retries_are_logged_without_detail(
     sandbox: Sandbox, client: ProgenyClient, face: bytes, caplog: Any
 ) -> None:

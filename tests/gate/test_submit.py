@@ -42,6 +42,13 @@ def test_failing_selfie_is_never_uploaded(sandbox, client, gate, samples):
     assert sandbox.stats["obtain"] == 0  # not even a token request: no call, no bill
 
 
+@pytest.mark.parametrize("deadline", [-1.0, float("nan"), float("inf")])
+def test_a_bad_deadline_is_refused_before_anything_is_sent(sandbox, client, gate, samples, deadline):
+    with pytest.raises(ValueError, match="deadline"):
+        preflight.submit("face_liveness", client=client, gate=gate, image=samples / "obama.jpg", deadline=deadline)
+    assert sandbox.post_count() == 0  # a billed task whose id would be lost
+
+
 def test_passing_selfie_is_uploaded_byte_for_byte(sandbox, client, gate, samples):
     data = (samples / "obama.jpg").read_bytes()
     combined = preflight.submit("face_liveness", client=client, gate=gate, image=io.BytesIO(data))

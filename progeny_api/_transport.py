@@ -1,0 +1,130 @@
+"""A wall-clock limit for each HTTP attempt, which requests' timeouts do not give.
+
+requests' ``(connect, read)`` timeout bounds each socket operation, not the request. A server that sends one
+byte a second never trips a 3 s read timeout and can hold a call for minutes, whether it trickles the body or
+the headers. So every attempt runs under a :class:`Watchdog`: a timer that, when the attempt's time is up,
+shuts the socket the attempt is using. The blocked read then fails at once, and the client reports a timeout.
+
+The socket is found through a connection subclass that registers itself, in the calling thread, when it sends
+a request. It is installed by :class:`WatchedAdapter`, mounted on the client's own session only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from types import TracebackType
+from typing import Any
+
+import requests.adapters
+import urllib3
+import urllib3.connection
+
+_local = threading.local()
+
+
+class Watchdog:
+    """``with Watchdog(seconds):`` shuts the socket of the request sent in this block once the time is up.
+
+    ``tripped`` tells afterwards whether it did, so that whatever error (or truncated body) followed can be
+    reported as the timeout it is.
+    """
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+        self.tripped = False
+        self._expired = False
+        self._done = False
+        self._conn: Any = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(limit, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> Watchdog:
+        _local.watchdog = self
+        self._timer.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        with self._lock:
+            self._done = True  # from now on the connection may be back in the pool: never touch it
+        self._timer.cancel()
+        _local.watchdog = None
+
+    def attach(self, conn: Any) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self._conn = conn
+            if self._expired:  # the limit passed while connecting: fail before sending anything more
+                self._shut()
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self._expired = True
+            if self._conn is not None:
+                self._shut()
+
+    def _shut(self) -> None:
+        sock = getattr(self._conn, "sock", None)
+        if sock is None:
+            return
+        self.tripped = True
+        with contextlib.suppress(OSError):
+            # The plain socket's shutdown (not SSLSocket's, which also drops the TLS state under a reader):
+            # a blocked recv() in the other thread returns end-of-file at once.
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+def _register(conn: Any) -> None:
+    watchdog: Watchdog | None = getattr(_local, "watchdog", None)
+    if watchdog is not None:
+        watchdog.attach(conn)
+
+
+class _HTTPConnection(urllib3.connection.HTTPConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _register(self)
+        super().request(*args, **kwargs)
+
+
+class _HTTPSConnection(urllib3.connection.HTTPSConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _register(self)
+        super().request(*args, **kwargs)
+
+
+class _HTTPConnectionPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSConnectionPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+_POOL_CLASSES: dict[str, type[urllib3.HTTPConnectionPool]] = {
+    "http": _HTTPConnectionPool,
+    "https": _HTTPSConnectionPool,
+}
+
+
+class WatchedAdapter(requests.adapters.HTTPAdapter):
+    """An ``HTTPAdapter`` whose connections can be cut by a :class:`Watchdog` (direct and HTTP(S)-proxy)."""
+
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(_POOL_CLASSES)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if not proxy.lower().startswith("socks"):  # SOCKS managers need their own pool classes
+            manager.pool_classes_by_scheme = dict(_POOL_CLASSES)
+        return manager

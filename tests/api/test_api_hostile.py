@@ -1,0 +1,310 @@
+"""A hostile or broken server: trickled answers, decompression bombs, absurd JSON, unusable tokens.
+
+The sandbox answers like Progeny does; these cases need a server that misbehaves at the HTTP level, so each
+test starts a tiny ``http.server`` on 127.0.0.1 whose handlers are plain functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+import tracemalloc
+import zlib
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from progeny_api import (
+    ProgenyClient,
+    ResponseFormatError,
+    ServerError,
+    TaskTimeoutError,
+    TransportError,
+)
+
+pytestmark = pytest.mark.timeout(60)
+
+TASK = "11111111-2222-4333-8444-555555555555"
+PENDING = b'{"id": 7, "status": "PENDING", "result": null}'
+SUCCESS = b'{"id": 7, "status": "SUCCESS", "result": {"status": 200, "data": {}}}'
+
+#: Per-operation timeouts that a server sending a byte every TRICKLE seconds never trips.
+TIMEOUT = (0.5, 1.0)
+TRICKLE = 0.1
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    stopping: threading.Event
+    routes: dict[str, Callable[[_Handler], None]]
+    hits: dict[str, int]
+    peers: set[tuple[str, int]]
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client hanging up mid-answer is what these tests provoke
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/api/v3"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._dispatch("task")
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        if "token/obtain" in self.path:
+            self._dispatch("obtain")
+        elif "token/refresh" in self.path:
+            self._dispatch("refresh")
+        else:
+            self._dispatch("post")
+
+    def _dispatch(self, route: str) -> None:
+        self.server.hits[route] = self.server.hits.get(route, 0) + 1
+        self.server.peers.add(self.client_address)
+        with contextlib.suppress(OSError):  # the client hung up: that is what some tests want
+            self.server.routes[route](self)
+
+    # -- answers ---------------------------------------------------------------------------------------------
+
+    def send(self, status: int, body: bytes, *headers: tuple[str, str]) -> None:
+        self.send_response(status)
+        if not any(name.lower() == "content-type" for name, _ in headers):
+            self.send_header("Content-Type", "application/json")
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def pause(self) -> bool:
+        """Wait one trickle step; True once the server is shutting down."""
+        self.wfile.flush()
+        return self.server.stopping.wait(TRICKLE)
+
+
+Route = Callable[[_Handler], None]
+
+
+def answer(status: int, body: bytes, *headers: tuple[str, str]) -> Route:
+    return lambda h: h.send(status, body, *headers)
+
+
+DEFAULT_ROUTES: dict[str, Route] = {
+    "obtain": answer(200, b'{"access": "header.payload.sig", "refresh": "r.e.f"}'),
+    "refresh": answer(200, b'{"access": "header.payload.sig2"}'),
+    "post": answer(200, b'{"id": "%s"}' % TASK.encode()),
+    "task": answer(200, SUCCESS),
+}
+
+
+def trickled_body(body: bytes) -> Route:
+    """Headers at once, then the body one byte per TRICKLE seconds."""
+
+    def route(h: _Handler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        for i in range(len(body)):
+            h.wfile.write(body[i : i + 1])
+            if h.pause():
+                return
+
+    return route
+
+
+def trickled_headers(h: _Handler) -> None:
+    """A status line, then one header line per TRICKLE seconds (90 of them: under http.client's limit)."""
+    h.wfile.write(b"HTTP/1.1 200 OK\r\n")
+    for i in range(90):
+        h.wfile.write(b"X-Pad-%d: 1\r\n" % i)
+        if h.pause():
+            return
+    h.wfile.write(b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(PENDING), PENDING))
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., _Server]]:
+    """``serve(task=route, ...)`` starts a server with those routes replaced (``.base_url``, ``.hits``)."""
+    servers: list[_Server] = []
+
+    def start(**routes: Route) -> _Server:
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.stopping = threading.Event()
+        server.routes = {**DEFAULT_ROUTES, **routes}
+        server.hits = {}
+        server.peers = set()
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stopping.set()
+        server.shutdown()
+        server.server_close()
+
+
+def make(server: _Server, **options: Any) -> ProgenyClient:
+    settings: dict[str, Any] = {"timeout": TIMEOUT, "backoff_base": 0.01, "backoff_max": 0.05, **options}
+    return ProgenyClient("u", "p", base_url=server.base_url, **settings)
+
+
+@contextlib.contextmanager
+def stopwatch() -> Iterator[Callable[[], float]]:
+    started = time.monotonic()
+    yield lambda: time.monotonic() - started
+
+
+# -- a trickling server cannot stretch a call ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "route",
+    [trickled_body(PENDING + b" " * 200), trickled_headers],
+    ids=["trickled-body", "trickled-headers"],
+)
+def test_polling_deadline_bounds_a_trickled_poll(serve: Callable[..., _Server], route: Route) -> None:
+    """Each byte arrives well within the read timeout; without a total limit one poll takes 10-25 s."""
+    with make(serve(task=route)) as client, stopwatch() as elapsed:
+        with pytest.raises(TaskTimeoutError) as info:
+            client.wait(TASK, deadline=1.0)
+        assert elapsed() < 2.5
+    assert isinstance(info.value.__cause__, TransportError)
+
+
+def test_trickled_post_is_cut_by_the_total_limit(serve: Callable[..., _Server], face: bytes) -> None:
+    """Outside polling an attempt gets connect + read seconds in all (here 1.5 s), and an ambiguous POST is
+    still not replayed."""
+    server = serve(post=trickled_body(b'{"id": "%s"}' % TASK.encode() + b" " * 200))
+    with make(server) as client, stopwatch() as elapsed:
+        with pytest.raises(TransportError) as info:
+            client.face_liveness(face)
+        assert 1.4 < elapsed() < 2.5
+    assert info.value.may_have_reached_server is True and server.hits["post"] == 1
+    assert "ReadTimeout" in str(info.value)
+
+
+def test_trickled_token_call_is_bounded_by_the_polling_deadline(serve: Callable[..., _Server]) -> None:
+    """The login made on behalf of a poll counts against the poll's deadline (retries included)."""
+    with make(serve(obtain=trickled_body(b'{"access": "a.b.c"}' + b" " * 200))) as client, stopwatch() as elapsed:
+        with pytest.raises(TaskTimeoutError) as info:
+            client.wait(TASK, deadline=1.0)
+        assert elapsed() < 2.5
+    assert isinstance(info.value.__cause__, TransportError)
+
+
+def test_a_fast_server_keeps_its_connection(serve: Callable[..., _Server]) -> None:
+    """The watchdog and the chunked reads leave keep-alive working, and the answer intact."""
+    server = serve()
+    with make(server) as client:
+        for _ in range(3):
+            assert client.wait(TASK).status == "SUCCESS"
+    assert server.hits == {"obtain": 1, "task": 3}
+    assert len(server.peers) == 1  # one connection for the login and the three polls
+
+
+# -- response size -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gzip_bomb() -> bytes:
+    """64 MB of spaces (then a JSON object), gzip-compressed to about 64 KB."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    block = b" " * (1 << 20)
+    return b"".join(packer.compress(block) for _ in range(64)) + packer.compress(SUCCESS) + packer.flush()
+
+
+def test_decompression_bomb_is_refused_unread(serve: Callable[..., _Server], gzip_bomb: bytes) -> None:
+    server = serve(task=answer(200, gzip_bomb, ("Content-Encoding", "gzip")))
+    with make(server, max_response_bytes=1 << 20) as client:
+        tracemalloc.start()
+        try:
+            with pytest.raises(ResponseFormatError, match="over 1048576 bytes") as info:
+                client.wait(TASK, deadline=5)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peak < 16 << 20  # the 64 MB were never inflated in memory
+    assert info.value.status_code == 200 and info.value.task_id == TASK
+
+
+def test_the_default_cap_applies(serve: Callable[..., _Server], gzip_bomb: bytes) -> None:
+    server = serve(task=answer(200, gzip_bomb, ("Content-Encoding", "gzip")))
+    with make(server) as client, pytest.raises(ResponseFormatError, match="over 8388608 bytes"):
+        client.wait(TASK, deadline=5)
+
+
+def test_a_redirect_body_is_not_read(serve: Callable[..., _Server], gzip_bomb: bytes) -> None:
+    """requests would read a redirect's whole body before following it."""
+
+    def task(h: _Handler) -> None:
+        if "/hop/" in h.path:
+            h.send(200, SUCCESS)
+        else:
+            location = h.path.replace("/task/", "/task/hop/")
+            h.send(302, gzip_bomb, ("Content-Encoding", "gzip"), ("Location", location))
+
+    with make(serve(task=task)) as client:
+        tracemalloc.start()
+        try:
+            assert client.wait(TASK, deadline=5).status == "SUCCESS"
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peak < 16 << 20
+
+
+def test_an_oversized_error_page_is_still_the_error(serve: Callable[..., _Server]) -> None:
+    server = serve(task=answer(503, b"<html>" + b"x" * 20_000 + b"</html>", ("Content-Type", "text/html")))
+    client = make(server, max_response_bytes=1000, max_retries=0)
+    with client, pytest.raises(TaskTimeoutError) as info:
+        client.wait(TASK, deadline=0)
+    cause = info.value.__cause__
+    assert isinstance(cause, ServerError) and cause.status_code == 503
+    assert isinstance(cause.body, str) and len(cause.body) <= 1000
+
+
+def test_max_response_bytes_is_validated() -> None:
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="max_response_bytes"):
+            ProgenyClient("u", "p", max_response_bytes=bad)
+
+
+# -- bodies no parser should have to survive ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("route", "body"),
+    [
+        ("task", b"[" * 5000 + b"]" * 5000),  # RecursionError in json
+        ("task", b'{"a": ' * 5000 + b"1" + b"}" * 5000),
+        ("obtain", b"[" * 900 + b"]" * 900),  # parses, but a token body is redacted recursively
+    ],
+    ids=["deep-list", "deep-object", "deep-token-body"],
+)
+def test_deeply_nested_json_is_a_format_error(serve: Callable[..., _Server], route: str, body: bytes) -> None:
+    with make(serve(**{route: answer(200, body)})) as client, pytest.raises(ResponseFormatError):
+        client.wait(TASK, deadline=5)
+
+
+@pytest.mark.parametrize("token", ["tok\u20ac", "tok\r\nX-Injected: 1", "tok en", "tok\x00"])
+def test_an_access_token_that_cannot_be_a_header(serve: Callable[..., _Server], token: str) -> None:
+    body = json.dumps({"access": token, "refresh": "r.e.f"}).encode()
+    with make(serve(obtain=answer(200, body))) as client, pytest.raises(ResponseFormatError, match="header"):
+        client.wait(TASK, deadline=5)
