@@ -1,7 +1,10 @@
 """Command line: ``preflight COMMAND ...``; each command lives in :mod:`preflight.commands`.
 
-Exit status: 0 when every image passes, 1 when any fails, 2 on usage errors (including a path
-that does not exist or an invalid policy file).
+Exit status: 0 when every image passes, 1 when any fails, 2 on usage errors: a path that does not
+exist, an input that cannot be read, an invalid policy (file or value), an output that cannot be
+written. ``submit`` also exits 3 when the API call fails. Errors are one ``preflight: ...`` line on
+stderr, never a traceback: commands raise a :class:`~preflight.errors.PreflightError` (for outputs,
+:class:`~preflight.table.OutputFileError`) and :func:`main` prints it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 from . import __version__
 from .errors import PreflightError
 from .policy import Policy
+from .table import OutputFileError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -61,14 +65,53 @@ def load_policy(value: str | None) -> Policy:
     return Policy.named(value)
 
 
+def check_output_path(path: str, *, create_folders: bool = False) -> None:
+    """Fail before any work when no file can be written at ``path``.
+
+    Raises :class:`~preflight.table.OutputFileError` when ``path`` is empty or a folder, an existing
+    file there cannot be overwritten, or its folder does not exist (with ``create_folders``, the
+    folders that are missing will be created, so the nearest existing one is checked instead) or is
+    not a writable folder. Write errors that only show up later are turned into the same error by
+    :func:`output_error`.
+    """
+    if not path:
+        raise OutputFileError("the output path is empty")
+    if os.path.isdir(path):
+        raise OutputFileError(f"cannot write {path}: it is a folder; give a file name")
+    if os.path.exists(path):
+        if not os.access(path, os.W_OK):
+            raise OutputFileError(f"cannot write {path}: no permission to overwrite it")
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        if not create_folders:
+            reason = f"folder {os.path.dirname(path) or folder} does not exist"
+            if os.path.lexists(folder):
+                reason = f"{os.path.dirname(path) or folder} is not a folder"
+            raise OutputFileError(f"cannot write {path}: {reason}")
+        existing = folder
+        while not os.path.lexists(existing):
+            existing = os.path.dirname(existing)
+        if not os.path.isdir(existing):
+            raise OutputFileError(f"cannot write {path}: {existing} is not a folder")
+        folder = existing
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputFileError(f"cannot write {path}: no permission to write in folder {folder}")
+
+
+def output_error(path: str | os.PathLike[str], exc: OSError, doing: str = "write") -> OutputFileError:
+    """The :class:`~preflight.table.OutputFileError` to raise (``from exc``) when writing ``path`` failed."""
+    return OutputFileError(f"cannot {doing} {os.fspath(path)}: {exc.strerror or exc}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         result: int = args.func(args)
         return result
-    except PreflightError as exc:  # a bad policy file, a missing path: usage errors
-        print(f"preflight: {exc}", file=sys.stderr)
+    except PreflightError as exc:  # a bad policy, a missing path, an unwritable output: usage errors
+        print(f"preflight: {' '.join(str(exc).split())}", file=sys.stderr)  # always one line
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("preflight: interrupted", file=sys.stderr)

@@ -8,6 +8,8 @@ ID-card and passport images (file and pixel rules only, no face geometry).
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import os
 import sys
 from dataclasses import dataclass, fields
@@ -22,8 +24,89 @@ else:  # pragma: no cover
 
 
 @dataclass(frozen=True)
+class Range:
+    """The values a numeric :class:`Policy` field accepts: ``lo``..``hi``, each end included
+    unless ``lo_open`` (then the value must be strictly above ``lo``); ``None``: no bound."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        if self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo):
+            return False
+        return self.hi is None or value <= self.hi
+
+    def describe(self) -> str:
+        if self.lo is not None and self.hi is not None:
+            return f"{self.lo:g}..{self.hi:g}"
+        if self.lo is not None:
+            return f"{'>' if self.lo_open else '>='} {self.lo:g}"
+        return "any finite number" if self.hi is None else f"<= {self.hi:g}"
+
+
+_POSITIVE = Range(0, lo_open=True)
+_AT_LEAST_1 = Range(1)
+_NON_NEGATIVE = Range(0)
+_FRACTION = Range(0, 1)
+_ANGLE = Range(0, 180)
+_LUMA = Range(0, 255)
+
+#: The range of every numeric :class:`Policy` field (checked when a policy is made).
+FIELD_RANGES: dict[str, Range] = {
+    # sizes and counts: whole numbers of at least 1
+    "max_file_bytes": _AT_LEAST_1,
+    "min_side_px": _AT_LEAST_1,
+    "max_side_px": _AT_LEAST_1,
+    "recommended_max_height_px": _AT_LEAST_1,
+    "max_decode_pixels": _AT_LEAST_1,
+    "min_jpeg_quality": Range(0, 100),
+    # face geometry
+    "min_face_size_px": _POSITIVE,
+    "min_eye_distance_px": _POSITIVE,
+    "max_pitch_deg": _ANGLE,
+    "max_yaw_deg": _ANGLE,
+    "max_roll_deg": _ANGLE,
+    "multiple_faces_error_ratio": _FRACTION,
+    "multiple_faces_ignore_ratio": _FRACTION,
+    "min_face_detection_confidence": _FRACTION,
+    "max_face_cut_off_fraction": _FRACTION,
+    # pixels: sharpness, luma 0..255, shares of the face, scores 0..1, the tone curve
+    "min_sharpness": _NON_NEGATIVE,
+    "min_brightness": _LUMA,
+    "min_face_highlight_luma": _LUMA,
+    "max_underexposed_fraction": _FRACTION,
+    "max_brightness": _LUMA,
+    "max_face_shadow_luma": _LUMA,
+    "max_overexposed_fraction": _FRACTION,
+    "max_face_tone_gamma": _NON_NEGATIVE,
+    "min_face_tone_gamma": _NON_NEGATIVE,
+    "max_lighting_asymmetry": _FRACTION,
+    "max_eye_closed_score": _FRACTION,
+    "max_sunglasses_score": _FRACTION,
+    "max_colourfulness_for_grayscale": _NON_NEGATIVE,
+    "max_glare_fraction": _FRACTION,
+}
+
+#: ``(low, high)`` field pairs where the first must not exceed the second.
+ORDERED_PAIRS: tuple[tuple[str, str], ...] = (
+    ("min_side_px", "max_side_px"),
+    ("min_side_px", "recommended_max_height_px"),
+    ("multiple_faces_ignore_ratio", "multiple_faces_error_ratio"),
+    ("min_brightness", "max_brightness"),
+    ("min_face_tone_gamma", "max_face_tone_gamma"),
+)
+
+
+@dataclass(frozen=True)
 class Policy:
-    """Thresholds of the local gate. Defaults are the documented Progeny selfie rules."""
+    """Thresholds of the local gate. Defaults are the documented Progeny selfie rules.
+
+    Every value is checked when a policy is made (``Policy(...)``, :func:`dataclasses.replace`,
+    :meth:`from_mapping`, :meth:`from_toml`): a wrong type, a number outside its
+    :data:`FIELD_RANGES` entry or an :data:`ORDERED_PAIRS` pair the wrong way round raises
+    :class:`~preflight.errors.PolicyError` naming each field and its allowed range.
+    """
 
     name: str = "progeny_selfie"
 
@@ -88,6 +171,11 @@ class Policy:
     check_glare: bool = False
     max_glare_fraction: float = 0.02
 
+    def __post_init__(self) -> None:
+        problems = policy_problems(self)
+        if problems:
+            raise PolicyError("; ".join(problems))
+
     @classmethod
     def progeny_selfie(cls) -> Policy:
         """The documented Progeny rules for a selfie (``image``, ``selfie_image``)."""
@@ -119,7 +207,7 @@ class Policy:
             elif isinstance(current, float):
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     raise PolicyError(f"policy field {key!r} must be a number, got {value!r}")
-                value = float(value)
+                value = _to_float(value)
             elif isinstance(current, int):
                 if isinstance(value, bool) or not isinstance(value, int):
                     raise PolicyError(f"policy field {key!r} must be a whole number, got {value!r}")
@@ -133,17 +221,34 @@ class Policy:
         """Read a TOML file whose keys are :class:`Policy` field names.
 
         A top-level ``base = "progeny_document"`` starts from that preset instead of the selfie one.
+
+        Raises:
+            PolicyError: the file cannot be read (missing, a folder, no permission), is not UTF-8
+                TOML, or holds an unknown field or an invalid value.
         """
+        where = os.fspath(path)
         try:
             with open(path, "rb") as fh:
                 data = tomllib.load(fh)
         except FileNotFoundError as exc:
-            raise PolicyError(f"policy file not found: {path}") from exc
+            raise PolicyError(f"policy file not found: {where}") from exc
+        except IsADirectoryError as exc:
+            raise PolicyError(f"policy file {where} is a directory, not a TOML file") from exc
+        except OSError as exc:  # no permission, an I/O error...
+            raise PolicyError(f"cannot read policy file {where}: {exc.strerror or exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise PolicyError(f"policy file {where} is not UTF-8 text, so not TOML: {exc.reason} "
+                              f"at byte {exc.start}") from exc
         except tomllib.TOMLDecodeError as exc:
-            raise PolicyError(f"policy file {path} is not valid TOML: {exc}") from exc
+            raise PolicyError(f"policy file {where} is not valid TOML: {exc}") from exc
         base_name = data.pop("base", None)
-        base = cls.named(base_name) if base_name else cls()
-        return cls.from_mapping(data, base=base)
+        if base_name is not None and not isinstance(base_name, str):
+            raise PolicyError(f"policy file {where}: base must be a preset name (a string), got {base_name!r}")
+        try:
+            base = cls.named(base_name) if base_name else cls()
+            return cls.from_mapping(data, base=base)
+        except PolicyError as exc:
+            raise PolicyError(f"policy file {where}: {exc}") from exc
 
     @classmethod
     def named(cls, name: str) -> Policy:
@@ -162,3 +267,57 @@ class Policy:
             value = getattr(self, f.name)
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
+
+
+def policy_problems(policy: Policy) -> list[str]:
+    """What is wrong with ``policy``'s values (empty when nothing is): wrong types, values out of
+    :data:`FIELD_RANGES`, an :data:`ORDERED_PAIRS` pair the wrong way round."""
+    problems: list[str] = []
+    valid: dict[str, float] = {}
+    for f in fields(policy):
+        value, default = getattr(policy, f.name), f.default
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                problems.append(f"policy field {f.name!r} must be true or false, got {value!r}")
+        elif isinstance(default, str):
+            if not isinstance(value, str) or not value:
+                problems.append(f"policy field {f.name!r} must be a non-empty string, got {value!r}")
+        elif isinstance(default, tuple):
+            if (not isinstance(value, tuple) or not value
+                    or not all(isinstance(v, str) and v for v in value)):
+                problems.append(f"policy field {f.name!r} must be a non-empty list of format names, got {value!r}")
+        elif isinstance(default, (int, float)):
+            whole = isinstance(default, int)
+            allowed = FIELD_RANGES.get(f.name, Range())
+            number: float | None = None
+            if isinstance(value, bool):
+                pass
+            elif whole and isinstance(value, numbers.Integral):
+                number = int(value)  # exact, however large
+            elif not whole and isinstance(value, numbers.Real):
+                number = _to_float(value)
+            if number is None or (not whole and not math.isfinite(number)):
+                what = "a whole number" if whole else "a finite number"
+                problems.append(f"policy field {f.name!r} must be {what} ({allowed.describe()}), got {value!r}")
+            elif number not in allowed:
+                problems.append(f"policy field {f.name!r} must be {allowed.describe()}, got {value!r}")
+            else:
+                valid[f.name] = number
+    for low, high in ORDERED_PAIRS:
+        if low in valid and high in valid and valid[low] > valid[high]:
+            problems.append(f"policy field {low!r} ({valid[low]}) must not be above {high!r} ({valid[high]})")
+    side, pixels = valid.get("min_side_px"), valid.get("max_decode_pixels")
+    if side is not None and pixels is not None and pixels < side * side:
+        problems.append(
+            f"policy field 'max_decode_pixels' ({pixels}) must be at least min_side_px squared ({side * side}): "
+            "otherwise no image large enough to pass could be decoded"
+        )
+    return problems
+
+
+def _to_float(value: Any) -> float:
+    """``float(value)``; infinity for an int too large for a float (rejected as not finite)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf

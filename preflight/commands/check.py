@@ -1,4 +1,14 @@
-"""``preflight check FILE... [--json] [--policy FILE.toml|PRESET] [--locale de]``."""
+"""``preflight check FILE... [--json] [--policy FILE.toml|PRESET] [--locale de]``.
+
+One report per file on stdout (a table, or a JSON line with ``--json``). A file that cannot be
+checked at all (the check raised a :class:`~preflight.errors.PreflightError` or an ``OSError``:
+no permission, an I/O error, a file that vanished) gets one ``preflight: FILE: cannot check: ...``
+line on stderr and no report, and the other files are still checked.
+
+Exit status: 0 when every file passes; 1 when any file fails; 2 on usage errors (a bad policy, a
+path that does not exist: nothing is checked then) and when any file could not be checked (2 wins
+over 1: some verdicts are missing). A face model that cannot be loaded stops the run (exit 2).
+"""
 
 from __future__ import annotations
 
@@ -8,12 +18,16 @@ import sys
 from typing import Any
 
 from ..cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_policy_arguments, load_policy
+from ..errors import ModelError, PreflightError
 from ..gate import Gate
 from ..report import Report
 
+EPILOG = ("exit status: 0 all pass, 1 any fails, 2 usage error or a file that could not be checked "
+          "(the other files are still checked)")
+
 
 def register(sub: Any) -> None:
-    parser = sub.add_parser("check", help="check image files and print a report for each")
+    parser = sub.add_parser("check", help="check image files and print a report for each", epilog=EPILOG)
     parser.add_argument("files", nargs="+", metavar="FILE", help="image files to check")
     parser.add_argument("--json", action="store_true", help="print one JSON report per line")
     add_policy_arguments(parser)
@@ -27,16 +41,32 @@ def run(args: argparse.Namespace) -> int:
         for path in missing:
             print(f"preflight: no such file: {path}", file=sys.stderr)
         return EXIT_USAGE
-    any_failed = False
+    any_failed = not_checked = False
     with Gate(policy) as gate:
         for path in args.files:
-            report = gate.check(path)
+            try:
+                report = gate.check(path)
+            except ModelError:
+                raise  # not about this file: every other check would fail the same way
+            except (PreflightError, OSError) as exc:  # this file only: say so, go on with the others
+                print(f"preflight: {path}: cannot check: {_reason(exc)}", file=sys.stderr, flush=True)
+                not_checked = True
+                continue
             any_failed |= not report.passed
             if args.json:
                 print(report.to_json(), flush=True)
             else:
                 print(format_report(report, locale=args.locale), flush=True)
+    if not_checked:
+        return EXIT_USAGE
     return EXIT_FAILED if any_failed else EXIT_OK
+
+
+def _reason(exc: BaseException) -> str:
+    """One line: the OS's words for an OSError (``Permission denied``), else the error's message."""
+    if isinstance(exc, OSError) and exc.strerror and not isinstance(exc, PreflightError):
+        return exc.strerror
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def format_report(report: Report, *, locale: str = "en") -> str:

@@ -8,7 +8,15 @@ import os
 import sys
 from typing import Any
 
-from ..cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_policy_arguments, load_policy
+from ..cli import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_policy_arguments,
+    check_output_path,
+    load_policy,
+    output_error,
+)
 from ..conform import conform
 
 
@@ -26,9 +34,14 @@ def run(args: argparse.Namespace) -> int:
     if not os.path.isfile(args.input):
         print(f"preflight: no such file: {args.input}", file=sys.stderr)
         return EXIT_USAGE
-    result = conform(args.input, load_policy(args.policy), strip_metadata=not args.keep_metadata)
+    policy = load_policy(args.policy)
+    check_output_path(args.output)  # before any work: a missing folder, a folder as output...
+    result = conform(args.input, policy, strip_metadata=not args.keep_metadata)
     if result.data is not None:
-        result.save(args.output)
+        try:
+            result.save(args.output)
+        except OSError as exc:  # a full disk, a folder that vanished meanwhile
+            raise output_error(args.output, exc) from exc
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
     else:
