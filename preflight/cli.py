@@ -4,7 +4,7 @@ Exit status: 0 when every image passes, 1 when any fails, 2 on usage errors: a p
 exist, an input that cannot be read, an invalid policy (file or value), an output that cannot be
 written. ``submit`` also exits 3 when the API call fails. Errors are one ``preflight: ...`` line on
 stderr, never a traceback: commands raise a :class:`~preflight.errors.PreflightError` (for outputs,
-:class:`~preflight.table.OutputFileError`) and :func:`main` prints it.
+:class:`~preflight.errors.OutputFileError`) and :func:`main` prints it.
 """
 
 from __future__ import annotations
@@ -18,9 +18,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import __version__
-from .errors import PreflightError
+from .errors import OutputFileError, PreflightError
 from .policy import Policy
-from .table import OutputFileError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -68,7 +67,7 @@ def load_policy(value: str | None) -> Policy:
 def check_output_path(path: str, *, create_folders: bool = False) -> None:
     """Fail before any work when no file can be written at ``path``.
 
-    Raises :class:`~preflight.table.OutputFileError` when ``path`` is empty or a folder, an existing
+    Raises :class:`~preflight.errors.OutputFileError` when ``path`` is empty or a folder, an existing
     file there cannot be overwritten, or its folder does not exist (with ``create_folders``, the
     folders that are missing will be created, so the nearest existing one is checked instead) or is
     not a writable folder. Write errors that only show up later are turned into the same error by
@@ -100,7 +99,7 @@ def check_output_path(path: str, *, create_folders: bool = False) -> None:
 
 
 def output_error(path: str | os.PathLike[str], exc: OSError, doing: str = "write") -> OutputFileError:
-    """The :class:`~preflight.table.OutputFileError` to raise (``from exc``) when writing ``path`` failed."""
+    """The :class:`~preflight.errors.OutputFileError` to raise (``from exc``) when writing ``path`` failed."""
     return OutputFileError(f"cannot {doing} {os.fspath(path)}: {exc.strerror or exc}")
 
 

@@ -37,5 +37,10 @@ class PolicyError(PreflightError, ValueError):
     """A policy file or value is invalid (unknown key, wrong type)."""
 
 
+class OutputFileError(PreflightError, ValueError):
+    """An output file cannot be used: a folder that does not exist or cannot be written, an unknown
+    suffix, a missing writer library, an existing output with other columns or unreadable to resume."""
+
+
 class ModelError(PreflightError):
     """The face model could not be loaded (missing file, wrong SHA-256, unreadable bundle)."""

@@ -43,11 +43,11 @@ from types import TracebackType
 from typing import Any
 
 from .codes import DEFAULT_SEVERITY, FAILED_TO_READ_IMAGE
-from .errors import InvalidSourceError, ModelError, SourceNotFoundError
+from .errors import InvalidSourceError, ModelError, OutputFileError, SourceNotFoundError
 from .gate import Gate
 from .policy import Policy
 from .report import Issue, Measurements, Report
-from .table import OutputFileError, RowWriter, done_sources, open_writer, output_format, report_row
+from .table import RowWriter, done_sources, open_writer, output_format, report_row
 
 #: File name extensions screened when walking a directory (case-insensitive).
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(

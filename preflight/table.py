@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from .codes import ALL_CODES
-from .errors import PreflightError
+from .errors import OutputFileError as OutputFileError  # re-exported: it was defined here first
 from .report import Measurements, Report
 
 Kind = Literal["str", "int", "float", "bool"]
@@ -51,10 +51,6 @@ SPLIT_FIELDS: dict[str, tuple[str, ...]] = {"face_box": ("x", "y", "w", "h")}
 FORMATS = (".parquet", ".csv", ".jsonl")
 
 _TEXT_SEPARATOR = "; "
-
-
-class OutputFileError(PreflightError, ValueError):
-    """An output file cannot be used: unknown suffix, missing writer library, different columns."""
 
 
 @dataclass(frozen=True)

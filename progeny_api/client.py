@@ -236,6 +236,10 @@ class ProgenyClient:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"base_url must be an http(s) URL, got {redact_url(url)!r}")
+        if parts.username is not None or parts.password is not None:
+            # requests would turn them into Basic auth and replace our Bearer token: every call a 401
+            raise ValueError(f"base_url must not contain credentials, got {redact_url(url)!r}; "
+                             "pass username= and password= instead")
         if parts.scheme == "http" and not _is_loopback(parts.hostname):
             log.warning("base URL uses plain http: credentials and images would travel unencrypted")
         self.base_url = url

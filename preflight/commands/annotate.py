@@ -19,8 +19,8 @@ from ..cli import (
     load_policy,
     output_error,
 )
+from ..errors import OutputFileError
 from ..gate import Gate
-from ..table import OutputFileError
 
 #: Pillow's format for each output extension accepted (the picture is 8-bit RGB).
 PICTURE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".gif": "GIF",

@@ -19,10 +19,10 @@ import sys
 from typing import Any
 
 from ..cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_policy_arguments, check_output_path, load_policy, output_error
-from ..errors import PreflightError
+from ..errors import OutputFileError, PreflightError
 from ..policy import Policy
 from ..screening import Screening, SummaryBuilder, find_images, screen
-from ..table import OutputFileError, output_format, read_rows
+from ..table import output_format, read_rows
 
 
 def _positive_int(text: str) -> int:
