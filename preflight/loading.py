@@ -162,6 +162,8 @@ class Header:
     complete: bool
     #: PNG: the payload of the eXIf chunk, if any (read here so Pillow need not decode the image).
     exif: bytes | None = None
+    #: PNG: orientation may also sit in a text chunk (ImageMagick's raw EXIF profile, XMP).
+    text_metadata: bool = False
 
 
 def png_header(data: bytes) -> Header | None:
@@ -170,7 +172,7 @@ def png_header(data: bytes) -> Header | None:
     if len(data) < 33 or data[12:16] != b"IHDR":
         return None
     width, height = struct.unpack(">II", data[16:24])
-    pos, n, exif, complete = 8, len(data), None, False
+    pos, n, exif, complete, text = 8, len(data), None, False, False
     while pos + 12 <= n:
         (length,) = struct.unpack(">I", data[pos : pos + 4])
         kind = data[pos + 4 : pos + 8]
@@ -179,11 +181,17 @@ def png_header(data: bytes) -> Header | None:
             break  # a chunk runs past the end: truncated (or a corrupt length)
         if kind == b"eXIf":
             exif = data[pos + 8 : pos + 8 + length]
+        elif kind in (b"tEXt", b"zTXt", b"iTXt"):
+            text = text or data[pos + 8 : pos + 8 + 80].split(b"\0", 1)[0] in _PNG_METADATA_KEYWORDS
         elif kind == b"IEND":
             complete = True
             break
         pos = end
-    return Header(width, height, complete=complete, exif=exif)
+    return Header(width, height, complete=complete, exif=exif, text_metadata=text)
+
+
+#: Text-chunk keywords under which PNG writers store EXIF or XMP (and with them, orientation).
+_PNG_METADATA_KEYWORDS = frozenset({b"Raw profile type exif", b"Raw profile type APP1", b"XML:com.adobe.xmp"})
 
 
 _SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
@@ -268,8 +276,12 @@ def _load_encoded(data: bytes, name: str | None, policy: Policy) -> LoadedImage:
     orientation = 1
     if pil is not None:
         img.mode = pil.mode
-        # a PNG's EXIF may follow the pixel data, and Pillow decodes the whole image to find it
-        orientation = _exif_payload_orientation(header.exif) if fmt == "PNG" else _exif_orientation(pil)
+        # a PNG's EXIF may follow the pixel data, and Pillow decodes the whole image to find it:
+        # read the eXIf chunk ourselves, and ask Pillow only when a text chunk may hold it instead
+        if fmt == "PNG" and (header.exif is not None or not header.text_metadata):
+            orientation = _exif_payload_orientation(header.exif)
+        else:
+            orientation = _exif_orientation(pil)
         if fmt == "JPEG":
             estimate = estimate_quality(getattr(pil, "quantization", None) or {})
             if estimate is not None:

@@ -91,7 +91,6 @@ FIELD_RANGES: dict[str, Range] = {
 #: ``(low, high)`` field pairs where the first must not exceed the second.
 ORDERED_PAIRS: tuple[tuple[str, str], ...] = (
     ("min_side_px", "max_side_px"),
-    ("min_side_px", "recommended_max_height_px"),
     ("multiple_faces_ignore_ratio", "multiple_faces_error_ratio"),
     ("min_brightness", "max_brightness"),
     ("min_face_tone_gamma", "max_face_tone_gamma"),
@@ -172,6 +171,11 @@ class Policy:
     max_glare_fraction: float = 0.02
 
     def __post_init__(self) -> None:
+        for f in fields(self):  # a whole number given as 2e6 or 4096.0 (TOML, arithmetic) is still whole
+            value = getattr(self, f.name)
+            if (type(f.default) is int and isinstance(value, float) and math.isfinite(value)
+                    and value.is_integer()):
+                object.__setattr__(self, f.name, int(value))
         problems = policy_problems(self)
         if problems:
             raise PolicyError("; ".join(problems))

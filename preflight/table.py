@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import importlib
+import io
 import json
 import math
 import os
@@ -437,15 +438,18 @@ def _from_csv(name: str, text: str) -> Any:
 
 
 def _read_csv(path: Path) -> Iterator[Row]:
-    with path.open(encoding="utf-8", newline="") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None:
-            return
-        for cells in reader:
-            if len(cells) != len(header):
-                continue  # a row cut off by an interrupted write
-            yield {name: _from_csv(name, cell) for name, cell in zip(header, cells)}
+    data = path.read_bytes()
+    # What the writer keeps on resuming (:func:`_trim_partial_line`): up to the last newline. A row
+    # cut off by an interrupted write is not done, even when the cut left all its cells.
+    text = data[: data.rfind(b"\n") + 1].decode("utf-8")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if header is None:
+        return
+    for cells in reader:
+        if len(cells) != len(header):
+            continue  # a damaged row
+        yield {name: _from_csv(name, cell) for name, cell in zip(header, cells)}
 
 
 def read_rows(path: str | os.PathLike[str]) -> list[Row]:

@@ -1,9 +1,10 @@
 """``preflight check FILE... [--json] [--policy FILE.toml|PRESET] [--locale de]``.
 
-One report per file on stdout (a table, or a JSON line with ``--json``). A file that cannot be
-checked at all (the check raised a :class:`~preflight.errors.PreflightError` or an ``OSError``:
-no permission, an I/O error, a file that vanished) gets one ``preflight: FILE: cannot check: ...``
-line on stderr and no report, and the other files are still checked.
+One report per file on stdout (a table, or a JSON line with ``--json``). A file that exists but
+cannot be read (no permission, an I/O error) gets a report with ``FAILED_TO_READ_IMAGE``, like any
+broken file. A file whose check raised (a :class:`~preflight.errors.PreflightError` or an
+``OSError``: a file that vanished during the run, say) gets one ``preflight: FILE: cannot check:
+...`` line on stderr and no report, and the other files are still checked.
 
 Exit status: 0 when every file passes; 1 when any file fails; 2 on usage errors (a bad policy, a
 path that does not exist: nothing is checked then) and when any file could not be checked (2 wins

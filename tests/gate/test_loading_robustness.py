@@ -73,6 +73,18 @@ def test_png_exif_orientation_after_the_pixels_is_read(file_gate: preflight.Gate
     assert C.FAILED_TO_READ_IMAGE not in report.codes
 
 
+def test_png_orientation_in_xmp_is_read_like_pillow_does(file_gate: preflight.Gate) -> None:
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>')
+    png = encode(gradient(640, 480), "PNG")
+    iend = png.rindex(b"IEND") - 4
+    with_xmp = png[:iend] + _chunk(b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0" + xmp) + png[iend:]
+    assert Image.open(io.BytesIO(with_xmp)).getexif().get(0x0112) == 6  # what Pillow reads
+    report = file_gate.check(with_xmp)
+    assert report.measurements.exif_orientation == 6
+    assert (report.measurements.width, report.measurements.height) == (480, 640)
+
+
 def test_gif_bomb_reports_its_declared_size(file_gate: preflight.Gate) -> None:
     gif = bytearray(encode(Image.new("P", (10, 10)), "GIF"))
     gif[6:10] = struct.pack("<HH", 65535, 65535)  # logical screen size

@@ -111,11 +111,18 @@ def test_every_problem_is_reported_at_once() -> None:
         {"multiple_faces_ignore_ratio": 0.5},
         {"min_face_tone_gamma": 0.0, "min_sharpness": 0.0, "max_colourfulness_for_grayscale": 0.0},
         {"min_side_px": 1, "max_side_px": 1, "max_decode_pixels": 1},
+        {"min_side_px": 1200},  # above the recommended height: that one only warns
     ],
 )
 def test_boundary_values_are_accepted(changes: dict[str, Any]) -> None:
     policy = dataclasses.replace(Policy(), **changes)
     assert policy_problems(policy) == []
+
+
+def test_whole_numbers_written_as_floats_are_accepted_as_ints() -> None:
+    policy = dataclasses.replace(Policy(), max_file_bytes=2e6, max_side_px=4096.0)
+    assert policy.max_file_bytes == 2_000_000 and type(policy.max_file_bytes) is int
+    assert type(policy.max_side_px) is int
 
 
 def test_from_toml_rejects_nonsensical_values_with_the_file_name(tmp_path: Path) -> None:

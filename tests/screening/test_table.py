@@ -144,6 +144,20 @@ def test_append_after_a_cut_off_write(tmp_path: Path, suffix: str) -> None:
         assert all(json.loads(line) for line in path.read_text(encoding="utf-8").splitlines())
 
 
+@pytest.mark.parametrize("cut", [1, 2, 10])  # the newline only, the CR LF, the end of the last cell
+def test_a_csv_row_cut_after_its_cells_is_not_done(tmp_path: Path, cut: int) -> None:
+    path = tmp_path / "r.csv"
+    reports = _reports()
+    write_table(reports, path)
+    data = path.read_bytes()
+    path.write_bytes(data[:-cut])  # a run killed while writing the last row's line ending or tail
+    assert set(done_sources(path)) == {reports[0].source, reports[1].source}  # screened again next run
+    writer = open_writer(path, append=True)
+    writer.write(to_records(reports[2:]))
+    writer.close()
+    assert read_rows(path) == to_records(reports)
+
+
 def test_parquet_journal_survives_a_killed_run(tmp_path: Path) -> None:
     path = tmp_path / "r.parquet"
     reports = _reports()
