@@ -5,13 +5,14 @@ byte a second never trips a 3 s read timeout and can hold a call for minutes, wh
 the headers. So every attempt runs under a :class:`Watchdog`: a timer that, when the attempt's time is up,
 shuts the socket the attempt is using. The blocked read then fails at once, and the client reports a timeout.
 
-The socket is found through a connection subclass that registers itself, in the calling thread, when it sends
-a request. It is installed by :class:`WatchedAdapter`, mounted on the client's own session only.
+The socket is found through a connection subclass that registers itself, in the calling thread, when it connects
+and when it sends a request. It is installed by :class:`WatchedAdapter`, mounted on the client's own session only.
+If the time runs out before the socket exists (a slow name lookup, a slow connect), the connection fails as a
+connect timeout as soon as it is up: nothing has been sent yet.
 """
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import threading
 from types import TracebackType
@@ -20,6 +21,7 @@ from typing import Any
 import requests.adapters
 import urllib3
 import urllib3.connection
+import urllib3.exceptions
 
 _local = threading.local()
 
@@ -65,6 +67,15 @@ class Watchdog:
             if self._expired:  # the limit passed while connecting: fail before sending anything more
                 self._shut()
 
+    def connected(self, conn: Any) -> bool:
+        """Called once ``conn`` is connected: True if the time ran out before its socket could be shut (say,
+        during a slow name lookup), so that the caller fails the connection instead of using it."""
+        with self._lock:
+            if self._done:
+                return False
+            self._conn = conn
+            return self._expired and not self.tripped
+
     def _expire(self) -> None:
         with self._lock:
             if self._done:
@@ -74,14 +85,28 @@ class Watchdog:
                 self._shut()
 
     def _shut(self) -> None:
-        sock = getattr(self._conn, "sock", None)
-        if sock is None:
-            return
-        self.tripped = True
-        with contextlib.suppress(OSError):
+        """Shut the connection's socket, if it has one yet; ``tripped`` only if that worked. Never raises: it
+        runs in the timer thread, where an exception would only print a traceback and leave the call hanging."""
+        try:
+            sock = _plain_socket(getattr(self._conn, "sock", None))
+            if sock is None:
+                return
             # The plain socket's shutdown (not SSLSocket's, which also drops the TLS state under a reader):
             # a blocked recv() in the other thread returns end-of-file at once.
             socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except Exception:  # OSError (already closed...), or a wrapper we do not know
+            return
+        self.tripped = True
+
+
+def _plain_socket(sock: Any) -> socket.socket | None:
+    """The OS-level socket under ``sock``: an ``ssl.SSLSocket`` is one (a subclass); urllib3's ``SSLTransport``
+    (TLS inside an HTTPS proxy's TLS) and pyOpenSSL's ``WrappedSocket`` keep theirs in ``.socket``."""
+    for _ in range(8):  # TLS in TLS is two layers; the bound only guards against a cycle
+        if sock is None or isinstance(sock, socket.socket):
+            return sock
+        sock = getattr(sock, "socket", None) or getattr(sock, "_sock", None)
+    return None
 
 
 def _register(conn: Any) -> None:
@@ -90,13 +115,32 @@ def _register(conn: Any) -> None:
         watchdog.attach(conn)
 
 
+def _connected(conn: Any) -> None:
+    watchdog: Watchdog | None = getattr(_local, "watchdog", None)
+    if watchdog is not None and watchdog.connected(conn):
+        # Nothing was sent on this connection yet: a connect timeout (and urllib3 closes the connection).
+        raise urllib3.exceptions.ConnectTimeoutError(
+            conn, f"Connection to {conn.host} timed out (the attempt's {watchdog.limit:g}s ran out while connecting)"
+        )
+
+
 class _HTTPConnection(urllib3.connection.HTTPConnection):
+    def connect(self) -> None:
+        _register(self)  # so that a slow proxy tunnel can be cut too, once the socket exists
+        super().connect()
+        _connected(self)
+
     def request(self, *args: Any, **kwargs: Any) -> None:
         _register(self)
         super().request(*args, **kwargs)
 
 
 class _HTTPSConnection(urllib3.connection.HTTPSConnection):
+    def connect(self) -> None:
+        _register(self)  # so that a slow TLS handshake or proxy tunnel can be cut too, once the socket exists
+        super().connect()
+        _connected(self)
+
     def request(self, *args: Any, **kwargs: Any) -> None:
         _register(self)
         super().request(*args, **kwargs)

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
+import socket
+import ssl
+import subprocess
 import threading
 import time
 import tracemalloc
@@ -17,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from urllib3.util.ssltransport import SSLTransport
 
 from progeny_api import (
     ProgenyClient,
@@ -25,6 +30,7 @@ from progeny_api import (
     TaskTimeoutError,
     TransportError,
 )
+from progeny_api._transport import Watchdog
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -308,3 +314,155 @@ def test_an_access_token_that_cannot_be_a_header(serve: Callable[..., _Server], 
     body = json.dumps({"access": token, "refresh": "r.e.f"}).encode()
     with make(serve(obtain=answer(200, body))) as client, pytest.raises(ResponseFormatError, match="header"):
         client.wait(TASK, deadline=5)
+
+
+# -- the watchdog in the corners: a slow name lookup, TLS inside an HTTPS proxy --------------------------------
+
+
+def test_limit_passed_while_resolving_fails_once_connected(
+    serve: Callable[..., _Server], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The limit runs out before the socket exists (a resolver that takes 2 s): the attempt must fail as soon as
+    the connection is up, as a connect timeout (nothing was sent), not run on against a trickling server."""
+    server = serve(obtain=trickled_body(b'{"access": "a.b.c", "refresh": "r.e.f"}' + b" " * 60))
+    real_getaddrinfo = socket.getaddrinfo
+
+    def slow_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "localhost":
+            time.sleep(2.0)
+            host = "127.0.0.1"
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_getaddrinfo)
+    base_url = server.base_url.replace("127.0.0.1", "localhost")
+    with ProgenyClient("u", "p", base_url=base_url, timeout=TIMEOUT, max_retries=0) as client, stopwatch() as elapsed:
+        with pytest.raises(TransportError) as info:
+            client.face_liveness(b"not sent")
+        assert elapsed() < 3.0  # the 2 s lookup, then at once (without the fix: 2 s + a 10 s trickle)
+    assert "ConnectTimeout" in str(info.value) and info.value.may_have_reached_server is False
+    assert server.hits == {}
+
+
+def test_shutting_an_unknown_socket_neither_raises_nor_trips() -> None:
+    """If the socket cannot be shut, the watchdog did nothing: the response that follows is not a timeout."""
+
+    class Conn:
+        sock = object()
+
+    watchdog = Watchdog(60)
+    watchdog.attach(Conn())
+    watchdog._expire()  # what the timer thread runs
+    assert watchdog.tripped is False
+
+
+def test_the_socket_under_urllib3s_ssltransport_is_shut() -> None:
+    """TLS inside an HTTPS proxy's TLS is an ``SSLTransport``, not a socket: the watchdog shuts the socket under it
+    (built without a handshake here; the end-to-end case below needs openssl for its certificates)."""
+
+    class Conn:
+        sock: Any = None
+
+    ours, theirs = socket.socketpair()  # ours stands for the proxy's TLS socket (an ssl.SSLSocket is a socket)
+    with ours, theirs:
+        conn = Conn()
+        conn.sock = SSLTransport.__new__(SSLTransport)
+        conn.sock.socket = ours
+        watchdog = Watchdog(60)
+        watchdog.attach(conn)
+        watchdog._expire()
+        assert watchdog.tripped is True
+        theirs.settimeout(1)
+        assert theirs.recv(10) == b""  # shut: the peer sees end-of-file
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, str]:
+    """A throwaway CA and a certificate for 127.0.0.1 signed by it: (ca.pem, cert.pem, key.pem)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("needs the openssl command to make test certificates")
+    folder = tmp_path_factory.mktemp("tls")
+    ca, ca_key, cert, key, csr = (str(folder / name) for name in ("ca.pem", "ca.key", "cert.pem", "key.pem", "r.csr"))
+    ext = folder / "ext.cnf"
+    ext.write_text(
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
+        "authorityKeyIdentifier=keyid\nsubjectKeyIdentifier=hash\n"
+    )
+    new_key = ["-newkey", "rsa:2048", "-nodes", "-keyout"]
+    sign = ["-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-extfile", str(ext)]
+    steps = [  # (arguments, output file)
+        (["req", "-x509", *new_key, ca_key, "-days", "2", "-subj", "/CN=progeny test CA"], ca),
+        (["req", *new_key, key, "-subj", "/CN=127.0.0.1"], csr),
+        (["x509", "-req", "-days", "2", *sign, "-in", csr], cert),
+    ]
+    for arguments, output in steps:
+        subprocess.run([openssl, *arguments, "-out", output], check=True, capture_output=True, timeout=30)
+    return ca, cert, key
+
+
+def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            sink.sendall(data)
+    for sock in (source, sink):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+def _https_connect_proxy(context: ssl.SSLContext) -> socket.socket:
+    """An HTTPS proxy on 127.0.0.1 that answers CONNECT: the client speaks TLS to it, and TLS inside that."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def handle(client: socket.socket) -> None:
+        with contextlib.suppress(OSError), context.wrap_socket(client, server_side=True) as tls:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = tls.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            host, port = head.split(b" ")[1].decode().rsplit(":", 1)
+            upstream = socket.create_connection((host, int(port)))
+            tls.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            threading.Thread(target=_pipe, args=(tls, upstream), daemon=True).start()
+            _pipe(upstream, tls)
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = listener.accept()
+                threading.Thread(target=handle, args=(client,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return listener
+
+
+def test_trickled_answer_through_an_https_proxy_is_cut(
+    serve: Callable[..., _Server], tls_files: tuple[str, str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TLS in TLS: the watchdog must reach the socket under urllib3's SSLTransport, without a traceback in its
+    thread (it used to raise TypeError there and let the call run on until the server finished)."""
+    ca, cert, key = tls_files
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server = serve(post=trickled_body(b'{"id": "%s"}' % TASK.encode() + b" " * 60))
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    proxy = _https_connect_proxy(context)
+    thread_errors: list[Any] = []
+    monkeypatch.setattr(threading, "excepthook", thread_errors.append)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", ca)
+    monkeypatch.setenv("HTTPS_PROXY", f"https://127.0.0.1:{proxy.getsockname()[1]}")
+    for name in ("https_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    base_url = server.base_url.replace("http://", "https://")
+    try:
+        client = ProgenyClient("u", "p", base_url=base_url, timeout=TIMEOUT, max_retries=0)
+        with client, stopwatch() as elapsed:
+            with pytest.raises(TransportError) as info:
+                client.face_liveness(b"image")
+            assert elapsed() < 3.0  # 1.5 s (without the fix: the whole 11 s trickle)
+    finally:
+        proxy.close()
+    assert "ReadTimeout" in str(info.value) and server.hits == {"obtain": 1, "post": 1}
+    assert thread_errors == []
