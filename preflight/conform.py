@@ -10,14 +10,17 @@ damaged image at a higher setting only fools the estimator), so it is reported, 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
 from PIL import Image, ImageOps
 
 from . import codes as C
+from .errors import OutputFileError
 from .gate import Gate
 from .loading import Source, pil_to_rgb, read_source
 from .metadata import strip_jpeg, strip_png
@@ -26,6 +29,29 @@ from .report import Report
 
 #: Margin kept above the face-size and eye-distance limits when downscaling.
 FACE_MARGIN = 1.05
+
+#: The file name extensions of each format :func:`conform` writes (the first one is the one to suggest).
+SUFFIXES = {"JPEG": (".jpg", ".jpeg", ".jpe", ".jfif"), "PNG": (".png",)}
+#: Extensions of other image formats: an output named so would lie about its content.
+OTHER_IMAGE_SUFFIXES = (".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif", ".jp2", ".jxl")
+
+
+def suffix_conflict(path: str | os.PathLike[str], fmt: str | None) -> str | None:
+    """Why an output named ``path`` cannot hold an image in ``fmt`` (``None`` when it can).
+
+    A name without an image extension is accepted (the bytes say what they are); an image
+    extension must match the format, or the next program to open the file is misled. With
+    ``fmt=None`` (not yet known) only extensions :func:`conform` never writes are refused.
+    """
+    ext = os.path.splitext(os.fspath(path))[1].lower()
+    known = {s for suffixes in SUFFIXES.values() for s in suffixes}
+    if ext in OTHER_IMAGE_SUFFIXES:
+        return f"{os.fspath(path)} names a {ext} file, but the repaired image is JPEG or PNG; name it .jpg"
+    if fmt is None or ext not in known or ext in SUFFIXES.get(fmt, ()):
+        return None
+    good = SUFFIXES.get(fmt, (".jpg",))[0]
+    why = " (the photo had to be re-encoded)" if fmt == "JPEG" else ""
+    return f"{os.fspath(path)} names a {ext} file, but the repaired image is {fmt}{why}; name it {good}"
 
 
 @dataclass(frozen=True)
@@ -50,11 +76,38 @@ class Conformed:
         """True when there is output and it passes the gate."""
         return self.data is not None and self.report.passed
 
+    @property
+    def suffix(self) -> str | None:
+        """The file name extension for :attr:`data` (``".jpg"`` or ``".png"``), ``None`` without data."""
+        return SUFFIXES[self.format][0] if self.data is not None and self.format in SUFFIXES else None
+
     def save(self, path: str | os.PathLike[str]) -> None:
+        """Write :attr:`data` to ``path`` atomically (a temporary file in the same folder, then a rename).
+
+        Raises :class:`ValueError` when there is nothing to save, and
+        :class:`~preflight.errors.OutputFileError` when ``path``'s extension names another format
+        than :attr:`format` (a PNG that had to be re-encoded is a JPEG: see :attr:`suffix`).
+        An interrupted write never leaves a truncated file at ``path``.
+        """
         if self.data is None:
             raise ValueError("nothing to save: " + "; ".join(self.problems))
-        with open(path, "wb") as fh:
-            fh.write(self.data)
+        conflict = suffix_conflict(path, self.format)
+        if conflict:
+            raise OutputFileError(conflict)
+        path = os.fspath(path)
+        folder, base = os.path.split(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".part", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(self.data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, _mode_for(path))
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +120,24 @@ class Conformed:
             "report": self.report.to_dict(),
             "original": self.original.to_dict(),
         }
+
+
+def _read_umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it; done once, at import, not per save
+    os.umask(mask)
+    return mask
+
+
+#: The mode ``open(path, "w")`` gives a new file (0o666 less the umask); mkstemp would leave 0o600.
+_NEW_FILE_MODE = 0o666 & ~_read_umask()
+
+
+def _mode_for(path: str) -> int:
+    """Keep the mode of the file being replaced; a new file gets the ordinary one."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        return _NEW_FILE_MODE
 
 
 def conform(

@@ -17,13 +17,16 @@ from ..cli import (
     load_policy,
     output_error,
 )
-from ..conform import conform
+from ..conform import conform, suffix_conflict
+from ..errors import OutputFileError
 
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("fix", help="repair orientation, size, format and metadata; never the face")
     parser.add_argument("input", metavar="IN", help="the image to repair")
-    parser.add_argument("-o", "--output", required=True, metavar="OUT", help="where to write the repaired image")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT",
+                        help="where to write the repaired image: a .jpg name (a PNG that needs no new pixels "
+                             "stays PNG and needs a .png name); written only if the name fits the format")
     parser.add_argument("--keep-metadata", action="store_true", help="keep EXIF/XMP metadata when possible")
     parser.add_argument("--json", action="store_true", help="print what was done as JSON")
     add_policy_arguments(parser)
@@ -36,6 +39,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     policy = load_policy(args.policy)
     check_output_path(args.output)  # before any work: a missing folder, a folder as output...
+    conflict = suffix_conflict(args.output, None)  # ... a .webp name for what is always JPEG or PNG
+    if conflict:
+        raise OutputFileError(conflict)
     result = conform(args.input, policy, strip_metadata=not args.keep_metadata)
     if result.data is not None:
         try:

@@ -169,3 +169,80 @@ def test_fix_cli(samples, tmp_path, phone_jpeg):
     assert out.exists() and out.stat().st_size <= 2_000_000
     assert preflight.check(out).passed
     assert main(["fix", str(tmp_path / "missing.jpg"), "-o", str(out)]) == 2
+
+
+# -- output names: the extension must say what the bytes are; writes are atomic --------------------
+
+@pytest.fixture(scope="module")
+def big_png(samples) -> bytes:
+    """A PNG of a passing face that is too tall (2274 px): conform must re-encode it, as JPEG."""
+    face = Image.open(samples / "obama.jpg").convert("RGB")
+    return encode(face.resize((face.width * 2, face.height * 2), Image.Resampling.BICUBIC), "PNG")
+
+
+def test_re_encoded_png_is_a_jpeg_and_says_so(big_png, gate, tmp_path):
+    fixed = conform(big_png, gate=gate)
+    assert fixed.format == "JPEG" and fixed.data is not None and fixed.data[:3] == b"\xff\xd8\xff"
+    assert fixed.suffix == ".jpg"
+    with pytest.raises(preflight.OutputFileError, match=r"out\.png names a \.png file.*JPEG.*\.jpg"):
+        fixed.save(tmp_path / "out.png")
+    assert not (tmp_path / "out.png").exists()
+    for name in ("out.jpg", "OUT.JPEG", "out.jpe", "out"):  # a matching or no extension is fine
+        fixed.save(tmp_path / name)
+        assert (tmp_path / name).read_bytes() == fixed.data
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out.jpg", "OUT.JPEG", "out.jpe", "out"])
+
+
+def test_png_that_needs_no_new_pixels_stays_png(samples, gate, tmp_path):
+    face = Image.open(samples / "obama.jpg").convert("RGB")
+    fixed = conform(encode(face, "PNG"), gate=gate)
+    assert fixed.format == "PNG" and fixed.suffix == ".png" and fixed.data is not None
+    with pytest.raises(preflight.OutputFileError, match=r"\.jpg file.*PNG.*name it \.png"):
+        fixed.save(tmp_path / "out.jpg")
+    fixed.save(tmp_path / "out.png")
+    assert Image.open(tmp_path / "out.png").format == "PNG"
+
+
+def test_save_replaces_atomically_and_keeps_the_mode(samples, gate, tmp_path, monkeypatch):
+    fixed = conform(samples / "obama.jpg", gate=gate)
+    assert fixed.data is not None
+    out = tmp_path / "out.jpg"
+    out.write_bytes(b"the previous photo")
+    out.chmod(0o640)
+
+    def disk_full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    # a failed or interrupted write leaves the old file whole and no temporary file behind
+    monkeypatch.setattr("os.fsync", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        fixed.save(out)
+    monkeypatch.undo()
+    monkeypatch.setattr("os.replace", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        fixed.save(out)
+    monkeypatch.undo()
+    assert out.read_bytes() == b"the previous photo"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.jpg"]
+    fixed.save(out)
+    assert out.read_bytes() == fixed.data and (out.stat().st_mode & 0o777) == 0o640
+
+
+def test_fix_cli_refuses_a_name_that_contradicts_the_format(big_png, samples, tmp_path, capsys, monkeypatch):
+    from preflight.cli import main
+
+    src = tmp_path / "big.png"
+    src.write_bytes(big_png)
+    # a format fix never writes is refused before any work
+    monkeypatch.setattr("preflight.commands.fix.conform", lambda *a, **k: pytest.fail("conform ran"))
+    assert main(["fix", str(src), "-o", str(tmp_path / "out.webp")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("preflight: ") and ".webp" in err
+    monkeypatch.undo()
+    # a .png name for what had to become a JPEG: one line, exit 2, nothing written
+    assert main(["fix", str(src), "-o", str(tmp_path / "out.png")]) == 2
+    out, err = capsys.readouterr()
+    assert err.count("\n") == 1 and "name it .jpg" in err and out == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.png"]
+    assert main(["fix", str(src), "-o", str(tmp_path / "out.jpg")]) == 0
+    assert preflight.check(tmp_path / "out.jpg").passed
