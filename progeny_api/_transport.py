@@ -4,6 +4,8 @@ requests' ``(connect, read)`` timeout bounds each socket operation, not the requ
 byte a second never trips a 3 s read timeout and can hold a call for minutes, whether it trickles the body or
 the headers. So every attempt runs under a :class:`Watchdog`: a timer that, when the attempt's time is up,
 shuts the socket the attempt is using. The blocked read then fails at once, and the client reports a timeout.
+All watchdogs share one timer thread (:class:`_Scheduler`), started on first use and again in a forked child:
+a thread per attempt cost about 2-3 ms a call.
 
 The socket is found through a connection subclass that registers itself, in the calling thread, when it connects
 and when it sends a request. It is installed by :class:`WatchedAdapter`, mounted on the client's own session only.
@@ -13,8 +15,13 @@ connect timeout as soon as it is up: nothing has been sent yet.
 
 from __future__ import annotations
 
+import contextlib
+import heapq
+import itertools
+import os
 import socket
 import threading
+import time
 from types import TracebackType
 from typing import Any
 
@@ -24,6 +31,82 @@ import urllib3.connection
 import urllib3.exceptions
 
 _local = threading.local()
+
+
+class _Scheduler:
+    """One daemon thread that calls ``_expire`` on each armed :class:`Watchdog` when its time is up.
+
+    Entries are ``[deadline, seq, watchdog]`` in a heap; cancelling clears the watchdog slot (so a finished
+    attempt's connection is not kept alive by the heap) and the entry is dropped when it reaches the top, or
+    when cancelled entries make up most of the heap.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._heap: list[list[Any]] = []
+        self._seq = itertools.count()
+        self._cancelled = 0
+        self._thread: threading.Thread | None = None
+
+    def arm(self, watchdog: Watchdog, delay: float) -> list[Any]:
+        entry = [time.monotonic() + delay, next(self._seq), watchdog]
+        with self._cond:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="progeny_api-watchdog", daemon=True)
+                self._thread.start()
+            heapq.heappush(self._heap, entry)
+            if self._heap[0] is entry:  # a new earliest deadline: wake the thread to sleep less
+                self._cond.notify()
+        return entry
+
+    def cancel(self, entry: list[Any]) -> None:
+        with self._cond:
+            if entry[2] is None:  # already fired
+                return
+            entry[2] = None
+            self._cancelled += 1
+            if self._cancelled > 64 and 2 * self._cancelled > len(self._heap):
+                self._heap = [e for e in self._heap if e[2] is not None]
+                heapq.heapify(self._heap)
+                self._cancelled = 0
+
+    def _next_due(self) -> Watchdog:
+        """Wait for the earliest armed deadline to pass and take its watchdog off the heap."""
+        with self._cond:
+            while True:
+                while self._heap and self._heap[0][2] is None:
+                    heapq.heappop(self._heap)
+                    self._cancelled -= 1
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                delay = self._heap[0][0] - time.monotonic()
+                if delay > 0:
+                    self._cond.wait(delay)
+                    continue
+                entry = heapq.heappop(self._heap)
+                watchdog: Watchdog = entry[2]
+                entry[2] = None
+                return watchdog
+
+    def _run(self) -> None:
+        while True:
+            watchdog = self._next_due()
+            with contextlib.suppress(Exception):  # _expire does not raise; the thread must outlive any bug
+                watchdog._expire()  # outside the scheduler's lock: it takes the watchdog's own
+
+
+_scheduler = _Scheduler()
+
+
+def _reset_after_fork() -> None:
+    """A forked child has no timer thread and may have copied a held lock: start from scratch."""
+    global _scheduler
+    _scheduler = _Scheduler()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 class Watchdog:
@@ -40,12 +123,13 @@ class Watchdog:
         self._done = False
         self._conn: Any = None
         self._lock = threading.Lock()
-        self._timer = threading.Timer(limit, self._expire)
-        self._timer.daemon = True
+        self._entry: list[Any] | None = None
+        self._scheduler = _scheduler
 
     def __enter__(self) -> Watchdog:
         _local.watchdog = self
-        self._timer.start()
+        self._scheduler = _scheduler  # the current one: a forked child has its own
+        self._entry = self._scheduler.arm(self, self.limit)
         return self
 
     def __exit__(
@@ -56,7 +140,10 @@ class Watchdog:
     ) -> None:
         with self._lock:
             self._done = True  # from now on the connection may be back in the pool: never touch it
-        self._timer.cancel()
+            self._conn = None
+        if self._entry is not None:
+            self._scheduler.cancel(self._entry)
+            self._entry = None
         _local.watchdog = None
 
     def attach(self, conn: Any) -> None:

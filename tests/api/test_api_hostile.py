@@ -215,6 +215,100 @@ def test_trickled_token_call_is_bounded_by_the_polling_deadline(serve: Callable[
     assert isinstance(info.value.__cause__, TransportError)
 
 
+# -- one shared timer thread for every attempt -----------------------------------------------------------------
+
+
+def test_requests_do_not_start_a_thread_each(serve: Callable[..., _Server], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every attempt is armed on one shared timer thread (a thread per attempt cost 2-3 ms a call)."""
+    server = serve()
+    started_here: list[str] = []
+    start = threading.Thread.start
+
+    def recording_start(thread: threading.Thread) -> None:
+        if threading.current_thread() is threading.main_thread():  # not the server's handler threads
+            started_here.append(thread.name)
+        start(thread)
+
+    with make(server) as client:
+        client.wait(TASK)  # the first call may start the shared thread
+        monkeypatch.setattr(threading.Thread, "start", recording_start)
+        for _ in range(50):
+            client.wait(TASK)
+    assert server.hits["task"] == 51 and started_here == []
+    assert [t.name for t in threading.enumerate()].count("progeny_api-watchdog") == 1
+
+
+def test_concurrent_attempts_each_get_their_own_limit(serve: Callable[..., _Server]) -> None:
+    """Three threads, three clients, limits of 0.6, 1.2 and 1.8 s against one trickling server: each is cut
+    at its own limit, not at the earliest or the latest."""
+    server = serve(post=trickled_body(b'{"id": "%s"}' % TASK.encode() + b" " * 400))
+    elapsed: dict[float, float] = {}
+    errors: dict[float, BaseException] = {}
+
+    def poll(read: float) -> None:
+        with make(server, timeout=(0.3, read), max_retries=0) as client:
+            started = time.monotonic()
+            try:
+                client.face_liveness(b"image")
+            except TransportError as exc:
+                errors[read] = exc
+            elapsed[read] = time.monotonic() - started
+
+    threads = [threading.Thread(target=poll, args=(read,)) for read in (0.3, 0.9, 1.5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert set(errors) == {0.3, 0.9, 1.5} and all("ReadTimeout" in str(e) for e in errors.values())
+    for read, seconds in elapsed.items():
+        assert 0.3 + read - 0.05 < seconds < 0.3 + read + 0.5, (read, seconds)
+
+
+def _poll_in_child(base_url: str, result: Any) -> None:
+    client = ProgenyClient("u", "p", base_url=base_url, timeout=TIMEOUT, max_retries=0)
+    started = time.monotonic()
+    try:
+        client.face_liveness(b"image")
+        result.put(("answered", time.monotonic() - started))
+    except TransportError as exc:
+        result.put((type(exc).__name__ + ("/ReadTimeout" if "ReadTimeout" in str(exc) else ""),
+                    time.monotonic() - started))
+    finally:
+        client.close()
+
+
+def test_a_forked_child_gets_its_own_timer(serve: Callable[..., _Server]) -> None:
+    """Worker processes (multiprocessing, Dask) fork after the parent has used the client: the child's
+    attempts must still be cut, by a timer thread of its own (the parent's does not exist there)."""
+    import multiprocessing
+
+    server = serve(post=trickled_body(b'{"id": "%s"}' % TASK.encode() + b" " * 400))
+    with make(serve()) as client:
+        client.wait(TASK)  # the parent's timer thread is running when the child is forked
+    context = multiprocessing.get_context("fork")
+    result = context.Queue()
+    child = context.Process(target=_poll_in_child, args=(server.base_url, result))
+    child.start()
+    outcome, seconds = result.get(timeout=20)
+    child.join(10)
+    assert outcome == "TransportError/ReadTimeout" and seconds < 3.0, (outcome, seconds)
+
+
+def test_a_cancelled_watchdog_is_not_kept_alive() -> None:
+    """A finished attempt's watchdog (and the connection it knew) is dropped at once, although its entry
+    stays in the timer's heap until its deadline."""
+    import gc
+    import weakref
+
+    watchdog = Watchdog(600)
+    with watchdog:
+        watchdog.attach(object())
+    ref = weakref.ref(watchdog)
+    del watchdog
+    gc.collect()
+    assert ref() is None
+
+
 def test_a_fast_server_keeps_its_connection(serve: Callable[..., _Server]) -> None:
     """The watchdog and the chunked reads leave keep-alive working, and the answer intact."""
     server = serve()
