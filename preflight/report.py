@@ -20,6 +20,25 @@ Number = int | float
 Value = Number | str | bool | tuple[Any, ...] | None
 
 
+def printable(text: str) -> str:
+    r"""``text`` as valid Unicode, unchanged when it already is.
+
+    A file name that is not valid UTF-8 reaches Python with its odd bytes kept as lone surrogates
+    (``os.fsdecode``), which no UTF-8 file, Parquet string or JSON decoder elsewhere accepts; they are
+    written as ``\xNN`` escapes instead (``caf\xe9.jpg``), as Python itself shows such names.
+    Screening compares sources in this form when it resumes.
+    """
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that did not come from a file name
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 @dataclass(frozen=True)
 class Issue:
     """One broken rule."""
@@ -149,7 +168,7 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "source": self.source,
+            "source": None if self.source is None else printable(self.source),
             "passed": self.passed,
             "policy": self.policy,
             "issues": {"preflight": self.api_issues()} if self.issues else {},
@@ -166,7 +185,7 @@ class Report:
 
     def __str__(self) -> str:
         verdict = "PASS" if self.passed else "FAIL"
-        lines = [f"{self.source or '<image>'}: {verdict}"]
+        lines = [f"{printable(self.source) if self.source else '<image>'}: {verdict}"]
         lines += [f"  {i.severity:7} {i.code}: {i.message}" for i in self.issues]
         return "\n".join(lines)
 

@@ -46,7 +46,7 @@ from .codes import DEFAULT_SEVERITY, FAILED_TO_READ_IMAGE
 from .errors import InvalidSourceError, ModelError, OutputFileError, SourceNotFoundError
 from .gate import Gate
 from .policy import Policy
-from .report import Issue, Measurements, Report
+from .report import Issue, Measurements, Report, printable
 from .table import RowWriter, done_sources, open_writer, output_format, report_row
 
 #: File name extensions screened when walking a directory (case-insensitive).
@@ -330,7 +330,7 @@ class Screening(Iterator[Report]):
         self._sources: Iterable[str | os.PathLike[str]]
         if hasattr(sources, "__len__"):  # a list, tuple, set...: count and filter now
             given = list(sources)
-            todo = [s for s in given if _name(s) not in self.done]
+            todo = [s for s in given if printable(_name(s)) not in self.done]
             self.skipped = len(given) - len(todo)
             self.total = len(todo)
             self._sources = todo
@@ -377,7 +377,7 @@ class Screening(Iterator[Report]):
         index = 0
         for source in self._sources:
             name = _name(source)
-            if self.total is None and name in self.done:
+            if self.total is None and printable(name) in self.done:
                 self.skipped += 1
                 continue
             yield index, name

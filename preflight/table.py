@@ -40,7 +40,7 @@ from typing import Any, Literal, Protocol
 
 from .codes import ALL_CODES
 from .errors import OutputFileError as OutputFileError  # re-exported: it was defined here first
-from .report import Measurements, Report
+from .report import Measurements, Report, printable
 
 Kind = Literal["str", "int", "float", "bool"]
 Row = dict[str, Any]
@@ -143,7 +143,8 @@ def _one_line(text: str) -> str:
 
 def report_row(report: Report) -> Row:
     """One table row (a plain dict in column order) for ``report``."""
-    row: Row = {"source": report.source, "passed": report.passed, "policy": report.policy}
+    source = None if report.source is None else printable(report.source)
+    row: Row = {"source": source, "passed": report.passed, "policy": report.policy}
     m = report.measurements
     for name, col, split in _MEASUREMENTS:
         value = getattr(m, name)
@@ -160,8 +161,8 @@ def report_row(report: Report) -> Row:
         row[f"code_{code}"] = code in present
     row["n_errors"] = len(report.errors)
     row["n_warnings"] = len(report.warnings)
-    row["issues"] = _one_line(_TEXT_SEPARATOR.join(f"{i.code}: {i.message}" for i in report.issues))
-    row["not_checked"] = _one_line(_TEXT_SEPARATOR.join(f"{k}: {v}" for k, v in report.not_checked.items()))
+    row["issues"] = printable(_one_line(_TEXT_SEPARATOR.join(f"{i.code}: {i.message}" for i in report.issues)))
+    row["not_checked"] = printable(_one_line(_TEXT_SEPARATOR.join(f"{k}: {v}" for k, v in report.not_checked.items())))
     return row
 
 

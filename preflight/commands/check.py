@@ -21,7 +21,7 @@ from typing import Any
 from ..cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_policy_arguments, load_policy
 from ..errors import ModelError, PreflightError
 from ..gate import Gate
-from ..report import Report
+from ..report import Report, printable
 
 EPILOG = ("exit status: 0 all pass, 1 any fails, 2 usage error or a file that could not be checked "
           "(the other files are still checked)")
@@ -77,7 +77,8 @@ def format_report(report: Report, *, locale: str = "en") -> str:
     verdict = "PASS" if report.passed else "FAIL"
     n_err, n_warn = len(report.errors), len(report.warnings)
     extra = ", ".join(p for p in (f"{n_err} error(s)" if n_err else "", f"{n_warn} warning(s)" if n_warn else "") if p)
-    lines = [f"{report.source or '<image>'}: {verdict}" + (f" ({extra})" if extra else "")]
+    name = printable(report.source) if report.source else "<image>"
+    lines = [f"{name}: {verdict}" + (f" ({extra})" if extra else "")]
     if report.issues:
         rows = [("", "CODE", "MEASURED", "LIMIT", "WHAT TO DO")]
         for issue in sorted(report.issues, key=lambda i: i.severity != "error"):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -177,6 +178,35 @@ def test_stopping_early_keeps_the_finished_work(tmp_path: Path, dataset_paths: l
         list(rest)
     assert rest.skipped == len(sources)
     assert sorted(r["source"] for r in read_rows(out)) == sorted(subset)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_file_names_that_are_not_utf8_are_written_and_resumed(tmp_path: Path, samples: Path, suffix: str) -> None:
+    """A name with a Latin-1 byte (common on old archives and USB sticks) reaches Python with a lone
+    surrogate; every output format must still take it, and a resumed run must recognise it."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    odd = os.fsdecode(b"caf\xe9.jpg")
+    shutil.copy(samples / "obama.jpg", folder / odd)
+    shutil.copy(samples / "obama.jpg", folder / "plain.jpg")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff not a photo")
+    paths = find_images(folder)
+    out = tmp_path / f"results{suffix}"
+    with screen(paths, workers=1, progress=False, out=out, policy=FILE_POLICY) as run:
+        reports = list(run)
+    assert {r.source for r in reports} == {str(folder / odd), str(folder / "plain.jpg"), str(folder / "broken.jpg")}
+    rows = {row["source"]: row for row in read_rows(out)}
+    assert set(rows) == {str(folder / "caf\\xe9.jpg"), str(folder / "plain.jpg"), str(folder / "broken.jpg")}
+    assert rows[str(folder / "caf\\xe9.jpg")]["passed"] is True
+    with screen(paths, workers=1, progress=False, out=out, policy=FILE_POLICY) as again:
+        assert list(again) == [] and again.skipped == 3
+    with screen(iter(paths), workers=1, progress=False, out=out, policy=FILE_POLICY) as lazily:
+        assert list(lazily) == [] and lazily.skipped == 3
+    # the report's JSON and text forms are valid Unicode too (a strict UTF-8 stdout would raise otherwise)
+    odd_report = next(r for r in reports if r.source == str(folder / odd))
+    assert json.dumps(odd_report.to_dict(), ensure_ascii=False).encode("utf-8")
+    assert "caf\\xe9.jpg" in odd_report.to_dict()["source"]
+    str(odd_report).encode("utf-8")
 
 
 def test_progress_bar_on_stderr(tmp_path: Path, dataset_paths: list[str], capsys: pytest.CaptureFixture[str]) -> None:
