@@ -29,24 +29,48 @@ EPILOG = ("exit status: 0 all pass, 1 any fails, 2 usage error or a file that co
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("check", help="check image files and print a report for each", epilog=EPILOG)
-    parser.add_argument("files", nargs="+", metavar="FILE", help="image files to check")
+    parser.add_argument("files", nargs="+", metavar="FILE", help="image files to check; - reads one from stdin")
     parser.add_argument("--json", action="store_true", help="print one JSON report per line")
     add_policy_arguments(parser)
     parser.set_defaults(func=run)
 
 
+#: The most ``check -`` reads from stdin (far above any photo the API takes: the gate reports the size).
+MAX_STDIN_BYTES = 256 * 1024 * 1024
+
+
+def _unusable(path: str) -> str | None:
+    """Why ``path`` cannot be checked at all (``None`` when it can be tried)."""
+    if path == "-":
+        return None
+    if os.path.isdir(path):
+        return f"{path} is a folder; check takes files (for a folder: preflight screen {path} --out results.csv)"
+    if not os.path.isfile(path):
+        return f"no such file: {path}"
+    return None
+
+
+def _read_stdin() -> bytes:
+    data = sys.stdin.buffer.read(MAX_STDIN_BYTES + 1)
+    if len(data) > MAX_STDIN_BYTES:
+        raise PreflightError(f"stdin holds more than {MAX_STDIN_BYTES} bytes: not a photo")
+    return data
+
+
 def run(args: argparse.Namespace) -> int:
     policy = load_policy(args.policy)
-    missing = [f for f in args.files if not os.path.isfile(f)]
-    if missing:
-        for path in missing:
-            print(f"preflight: no such file: {path}", file=sys.stderr)
+    problems = [p for p in (_unusable(f) for f in args.files) if p]
+    if args.files.count("-") > 1:
+        problems.append("- (stdin) can be given only once")
+    if problems:
+        for problem in problems:
+            print(f"preflight: {problem}", file=sys.stderr)
         return EXIT_USAGE
     any_failed = not_checked = False
     with Gate(policy) as gate:
         for path in args.files:
             try:
-                report = gate.check(path)
+                report = gate.check(_read_stdin(), name="<stdin>") if path == "-" else gate.check(path)
             except ModelError:
                 raise  # not about this file: every other check would fail the same way
             except (PreflightError, OSError) as exc:  # this file only: say so, go on with the others

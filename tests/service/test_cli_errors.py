@@ -351,3 +351,26 @@ def test_check_unreadable_files_as_the_qa_script(tmp_path: Path, photo: Path) ->
         # the loader reports an unreadable file as a failed photo, naming the OS error
         assert result.returncode == 1
         assert "FAILED_TO_READ_IMAGE" in result.stdout
+
+
+# -- check: a folder is not a file; - reads the photo from stdin ---------------------------------
+
+def test_check_a_folder_says_so_and_points_to_screen(photo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", str(photo.parent), *DOC]) == 2
+    _one_error_line(capsys.readouterr().err, "is a folder", "preflight screen")
+
+
+def test_check_reads_a_photo_from_stdin(photo: Path) -> None:
+    """``cat photo.jpg | preflight check -``, as a process (the real stdin), next to a named file."""
+    for stdin, code, verdict in ((photo.read_bytes(), 0, "PASS"), (b"not a photo", 1, "FAILED_TO_READ_IMAGE")):
+        result = subprocess.run([sys.executable, "-m", "preflight", "check", "--json", "-", str(photo), *DOC],
+                                cwd=ROOT, env=_env(), input=stdin, capture_output=True, timeout=120)
+        assert result.returncode == code, result.stderr
+        first, second = (json.loads(line) for line in result.stdout.decode().splitlines())
+        assert first["source"] == "<stdin>" and second["source"] == str(photo) and second["passed"]
+        assert first["passed"] is (verdict == "PASS")
+        assert verdict == "PASS" or verdict in first["issues"]["preflight"]
+    result = subprocess.run([sys.executable, "-m", "preflight", "check", "-", "-", *DOC], cwd=ROOT, env=_env(),
+                            input="", capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    _one_error_line(result.stderr, "only once")
