@@ -10,16 +10,15 @@ damaged image at a higher setting only fools the estimator), so it is reported, 
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
 from PIL import Image, ImageOps
 
 from . import codes as C
+from ._files import write_atomically
 from .errors import OutputFileError
 from .gate import Gate
 from .loading import Source, pil_to_rgb, read_source
@@ -94,20 +93,7 @@ class Conformed:
         conflict = suffix_conflict(path, self.format)
         if conflict:
             raise OutputFileError(conflict)
-        path = os.fspath(path)
-        folder, base = os.path.split(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".part", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(self.data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, _mode_for(path))
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_atomically(path, self.data)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -120,24 +106,6 @@ class Conformed:
             "report": self.report.to_dict(),
             "original": self.original.to_dict(),
         }
-
-
-def _read_umask() -> int:
-    mask = os.umask(0)  # the only portable way to read it; done once, at import, not per save
-    os.umask(mask)
-    return mask
-
-
-#: The mode ``open(path, "w")`` gives a new file (0o666 less the umask); mkstemp would leave 0o600.
-_NEW_FILE_MODE = 0o666 & ~_read_umask()
-
-
-def _mode_for(path: str) -> int:
-    """Keep the mode of the file being replaced; a new file gets the ordinary one."""
-    try:
-        return os.stat(path).st_mode & 0o7777
-    except OSError:
-        return _NEW_FILE_MODE
 
 
 def conform(

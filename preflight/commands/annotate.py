@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 from typing import Any
 
 from PIL import Image
 
+from .._files import write_atomically
 from ..annotate import annotate
 from ..cli import (
     EXIT_FAILED,
@@ -59,7 +61,9 @@ def run(args: argparse.Namespace) -> int:
         report = gate.check(args.input)
         picture = annotate(args.input, report, gate=gate)
     try:
-        picture.save(args.output, format=fmt)
+        buffer = io.BytesIO()
+        picture.save(buffer, format=fmt)  # an encoder error is an OSError too
+        write_atomically(args.output, buffer.getvalue())  # never half a picture after an interruption
     except OSError as exc:  # a full disk, a folder that vanished meanwhile
         raise output_error(args.output, exc) from exc
     print(f"{args.input}: {'PASS' if report.passed else 'FAIL'}; annotated picture written to {args.output}")

@@ -171,6 +171,24 @@ def test_annotate_write_error_exits_2(tmp_path: Path, photo: Path, capsys: pytes
     _one_error_line(capsys.readouterr().err, "cannot write", "No space left on device")
 
 
+def test_annotate_and_fix_leave_no_partial_file(tmp_path: Path, photo: Path, capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The disk fills up while the output is written: exit 2, the previous output intact, no temp file."""
+    def disk_full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    out = tmp_path / "out"
+    out.mkdir()
+    for command, name in ((["annotate"], "a.png"), (["fix"], "f.jpg")):
+        (out / name).write_bytes(b"previous")
+        monkeypatch.setattr("os.fsync", disk_full)
+        assert main([*command, str(photo), "-o", str(out / name), *DOC]) == 2
+        monkeypatch.undo()
+        _one_error_line(capsys.readouterr().err, "cannot write", "No space left on device")
+        assert (out / name).read_bytes() == b"previous"
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "f.jpg"]
+
+
 # -- screen --out --------------------------------------------------------------------------------
 
 def test_screen_corrupt_output_exits_2_and_is_left_alone(tmp_path: Path, photo: Path,
