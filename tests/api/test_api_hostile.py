@@ -294,6 +294,33 @@ def test_a_forked_child_gets_its_own_timer(serve: Callable[..., _Server]) -> Non
     assert outcome == "TransportError/ReadTimeout" and seconds < 3.0, (outcome, seconds)
 
 
+def test_the_timer_heap_sheds_cancelled_entries_and_still_fires() -> None:
+    """Thousands of finished attempts with long limits do not pile up in the heap, and an attempt armed
+    among them is still cut on time."""
+    from progeny_api import _transport
+
+    class _Conn:
+        sock = None
+
+    scheduler = _transport._scheduler
+    for _ in range(2000):
+        with Watchdog(600) as watchdog:
+            watchdog.attach(_Conn())
+    assert len(scheduler._heap) < 200  # compacted as it went (entries of 10 minutes each)
+    left, right = socket.socketpair()
+    try:
+        conn = type("C", (), {"sock": left})()
+        started = time.monotonic()
+        with Watchdog(0.2) as watchdog:
+            watchdog.attach(conn)
+            assert right.send(b"x") == 1 and left.recv(1) == b"x"
+            assert left.recv(1) == b""  # blocks until the watchdog shuts the socket
+        assert watchdog.tripped and 0.15 < time.monotonic() - started < 2.0
+    finally:
+        left.close()
+        right.close()
+
+
 def test_a_cancelled_watchdog_is_not_kept_alive() -> None:
     """A finished attempt's watchdog (and the connection it knew) is dropped at once, although its entry
     stays in the timer's heap until its deadline."""
