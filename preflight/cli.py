@@ -64,6 +64,15 @@ def load_policy(value: str | None) -> Policy:
     return Policy.named(value)
 
 
+def input_problem(path: str) -> str | None:
+    """Why ``path`` cannot be read as one photo (``None`` when it can be tried)."""
+    if os.path.isdir(path):
+        return f"{path} is a folder; give an image file (for a folder: preflight screen {path} --out results.csv)"
+    if not os.path.isfile(path):
+        return f"no such file: {path}"
+    return None
+
+
 def check_output_path(path: str, *, create_folders: bool = False) -> None:
     """Fail before any work when no file can be written at ``path``.
 

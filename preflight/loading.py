@@ -83,6 +83,8 @@ def read_source(source: Source, name: str | None = None) -> tuple[bytes | None, 
         except OSError as exc:  # e.g. a name too long for the file system
             raise SourceNotFoundError(f"no such file: {path} ({exc.strerror or exc})") from exc
         if not is_file:
+            if path.is_dir():
+                raise SourceNotFoundError(f"{path} is a folder, not an image file")
             raise SourceNotFoundError(f"no such file: {path}")
         try:
             with path.open("rb") as fh:

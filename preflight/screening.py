@@ -126,7 +126,9 @@ def failed_report(source: str | None, policy: Policy, reason: str) -> Report:
 
 def failure_reason(exc: BaseException, source: str | None = None) -> str:
     """The reason written in the report of a source whose check raised ``exc``."""
-    if isinstance(exc, FileNotFoundError):  # includes SourceNotFoundError
+    if isinstance(exc, SourceNotFoundError):  # its message says which: missing, or a folder
+        return str(exc)
+    if isinstance(exc, FileNotFoundError):
         return f"no such file: {source}"
     return f"unexpected error: {type(exc).__name__}: {exc}"
 

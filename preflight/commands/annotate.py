@@ -18,6 +18,7 @@ from ..cli import (
     EXIT_USAGE,
     add_policy_arguments,
     check_output_path,
+    input_problem,
     load_policy,
     output_error,
 )
@@ -51,8 +52,9 @@ def picture_format(path: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not os.path.isfile(args.input):
-        print(f"preflight: no such file: {args.input}", file=sys.stderr)
+    problem = input_problem(args.input)
+    if problem:
+        print(f"preflight: {problem}", file=sys.stderr)
         return EXIT_USAGE
     policy = load_policy(args.policy)
     check_output_path(args.output)  # before any work: a folder, a missing folder, no permission...

@@ -14,11 +14,10 @@ over 1: some verdicts are missing). A face model that cannot be loaded stops the
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
-from ..cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_policy_arguments, load_policy
+from ..cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_policy_arguments, input_problem, load_policy
 from ..errors import ModelError, PreflightError
 from ..gate import Gate
 from ..report import Report, printable
@@ -40,14 +39,8 @@ MAX_STDIN_BYTES = 256 * 1024 * 1024
 
 
 def _unusable(path: str) -> str | None:
-    """Why ``path`` cannot be checked at all (``None`` when it can be tried)."""
-    if path == "-":
-        return None
-    if os.path.isdir(path):
-        return f"{path} is a folder; check takes files (for a folder: preflight screen {path} --out results.csv)"
-    if not os.path.isfile(path):
-        return f"no such file: {path}"
-    return None
+    """Why ``path`` cannot be checked at all (``None`` when it can be tried; ``-`` is stdin)."""
+    return None if path == "-" else input_problem(path)
 
 
 def _read_stdin() -> bytes:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
 
@@ -14,6 +13,7 @@ from ..cli import (
     EXIT_USAGE,
     add_policy_arguments,
     check_output_path,
+    input_problem,
     load_policy,
     output_error,
 )
@@ -34,8 +34,9 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not os.path.isfile(args.input):
-        print(f"preflight: no such file: {args.input}", file=sys.stderr)
+    problem = input_problem(args.input)
+    if problem:
+        print(f"preflight: {problem}", file=sys.stderr)
         return EXIT_USAGE
     policy = load_policy(args.policy)
     check_output_path(args.output)  # before any work: a missing folder, a folder as output...

@@ -9,11 +9,10 @@ the request (authentication, rate limit, server error, timeout).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
-from ..cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, load_policy
+from ..cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, input_problem, load_policy
 from ..gate import Gate
 from ..guidance import hint
 
@@ -47,8 +46,9 @@ def run(args: argparse.Namespace) -> int:
 
     images = {name: getattr(args, name) for name in _IMAGE_OPTIONS if getattr(args, name)}
     for path in images.values():
-        if not os.path.isfile(path):
-            print(f"preflight: no such file: {path}", file=sys.stderr)
+        problem = input_problem(path)
+        if problem:
+            print(f"preflight: {problem}", file=sys.stderr)
             return EXIT_USAGE
     fields = {k: getattr(args, k) for k in ("uuid", "fullname", "birth_date") if getattr(args, k)}
     if images:

@@ -137,3 +137,10 @@ def test_a_closed_gate_raises_a_typed_error() -> None:
     with pytest.raises(preflight.GateClosedError) as info:
         gate.check(gradient(640, 480))
     assert isinstance(info.value, preflight.PreflightError) and isinstance(info.value, RuntimeError)
+
+
+def test_a_folder_is_not_found_as_a_file_and_says_it_is_a_folder(tmp_path: Path) -> None:
+    with pytest.raises(preflight.SourceNotFoundError, match="is a folder, not an image file"):
+        preflight.check(tmp_path)
+    with pytest.raises(preflight.SourceNotFoundError, match="no such file"):
+        preflight.check(tmp_path / "missing.jpg")
