@@ -373,8 +373,10 @@ def test_check_unreadable_files_as_the_qa_script(tmp_path: Path, photo: Path) ->
 
 # -- check: a folder is not a file; - reads the photo from stdin ---------------------------------
 
-@pytest.mark.parametrize("command", [["check", "{d}"], ["fix", "{d}", "-o", "{d}/x.jpg"],
-                                     ["annotate", "{d}", "-o", "{d}/x.png"], ["submit", "face_liveness", "--image", "{d}"]])
+@pytest.mark.parametrize("command", [
+    ["check", "{d}"], ["fix", "{d}", "-o", "{d}/x.jpg"], ["annotate", "{d}", "-o", "{d}/x.png"],
+    ["submit", "face_liveness", "--image", "{d}"],
+])
 def test_a_folder_as_the_photo_says_so_and_points_to_screen(photo: Path, command: list[str],
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     assert main([part.format(d=photo.parent) for part in command] + DOC) == 2
