@@ -5,7 +5,7 @@ byte a second never trips a 3 s read timeout and can hold a call for minutes, wh
 the headers. So every attempt runs under a :class:`Watchdog`: a timer that, when the attempt's time is up,
 shuts the socket the attempt is using. The blocked read then fails at once, and the client reports a timeout.
 All watchdogs share one timer thread (:class:`_Scheduler`), started on first use and again in a forked child:
-a thread per attempt cost about 2-3 ms a call.
+a thread per attempt cost about 0.15-0.2 ms a call on loopback (bench/bench_client.py --old REV).
 
 The socket is found through a connection subclass that registers itself, in the calling thread, when it connects
 and when it sends a request. It is installed by :class:`WatchedAdapter`, mounted on the client's own session only.
@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import logging
 import os
 import socket
 import threading
@@ -31,6 +32,7 @@ import urllib3.connection
 import urllib3.exceptions
 
 _local = threading.local()
+log = logging.getLogger("progeny_api")
 
 
 class _Scheduler:
@@ -91,9 +93,18 @@ class _Scheduler:
 
     def _run(self) -> None:
         while True:
-            watchdog = self._next_due()
-            with contextlib.suppress(Exception):  # _expire does not raise; the thread must outlive any bug
-                watchdog._expire()  # outside the scheduler's lock: it takes the watchdog's own
+            # A call of its own, so that no local keeps the fired watchdog (and its connection) alive while
+            # the thread sleeps until the next deadline.
+            self._fire(self._next_due())
+
+    @staticmethod
+    def _fire(watchdog: Watchdog) -> None:
+        try:
+            watchdog._expire()  # outside the scheduler's lock: it takes the watchdog's own
+        except BaseException as exc:  # _expire does not raise; the thread must outlive any bug in it
+            # The type only: a message could quote a URL or a header.
+            with contextlib.suppress(Exception):
+                log.debug("watchdog callback failed (%s); the timer goes on", type(exc).__name__)
 
 
 _scheduler = _Scheduler()

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import os
 import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 import tracemalloc
 import zlib
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -219,7 +223,7 @@ def test_trickled_token_call_is_bounded_by_the_polling_deadline(serve: Callable[
 
 
 def test_requests_do_not_start_a_thread_each(serve: Callable[..., _Server], monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every attempt is armed on one shared timer thread (a thread per attempt cost 2-3 ms a call)."""
+    """Every attempt is armed on one shared timer thread (not a new thread per attempt)."""
     server = serve()
     started_here: list[str] = []
     start = threading.Thread.start
@@ -231,9 +235,11 @@ def test_requests_do_not_start_a_thread_each(serve: Callable[..., _Server], monk
 
     with make(server) as client:
         client.wait(TASK)  # the first call may start the shared thread
+        threads_after_first = threading.active_count()
         monkeypatch.setattr(threading.Thread, "start", recording_start)
         for _ in range(50):
             client.wait(TASK)
+        assert threading.active_count() == threads_after_first
     assert server.hits["task"] == 51 and started_here == []
     assert [t.name for t in threading.enumerate()].count("progeny_api-watchdog") == 1
 
@@ -279,19 +285,40 @@ def _poll_in_child(base_url: str, result: Any) -> None:
 
 def test_a_forked_child_gets_its_own_timer(serve: Callable[..., _Server]) -> None:
     """Worker processes (multiprocessing, Dask) fork after the parent has used the client: the child's
-    attempts must still be cut, by a timer thread of its own (the parent's does not exist there)."""
+    attempts must still be cut (limit 1.5 s), by a timer thread of its own (the parent's does not exist there),
+    even if another thread of the parent held the timer's lock at the moment of the fork."""
     import multiprocessing
+
+    from progeny_api import _transport
 
     server = serve(post=trickled_body(b'{"id": "%s"}' % TASK.encode() + b" " * 400))
     with make(serve()) as client:
         client.wait(TASK)  # the parent's timer thread is running when the child is forked
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:  # as a thread arming or cancelling an attempt would, for an instant
+        with _transport._scheduler._cond:
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold_the_lock, daemon=True)
+    holder.start()
+    assert held.wait(5)
     context = multiprocessing.get_context("fork")
     result = context.Queue()
-    child = context.Process(target=_poll_in_child, args=(server.base_url, result))
-    child.start()
-    outcome, seconds = result.get(timeout=20)
-    child.join(10)
-    assert outcome == "TransportError/ReadTimeout" and seconds < 3.0, (outcome, seconds)
+    child = context.Process(target=_poll_in_child, args=(server.base_url, result), daemon=True)
+    try:
+        child.start()  # the lock is held: a child that kept the parent's timer would wait for it forever
+    finally:
+        release.set()
+        holder.join(5)
+    try:
+        outcome, seconds = result.get(timeout=10)
+    finally:
+        child.join(5)
+        if child.is_alive():
+            child.kill()
+    assert outcome == "TransportError/ReadTimeout" and 1.4 < seconds < 3.0, (outcome, seconds)
 
 
 def test_the_timer_heap_sheds_cancelled_entries_and_still_fires() -> None:
@@ -309,6 +336,7 @@ def test_the_timer_heap_sheds_cancelled_entries_and_still_fires() -> None:
     assert len(scheduler._heap) < 200  # compacted as it went (entries of 10 minutes each)
     left, right = socket.socketpair()
     try:
+        left.settimeout(5)  # fail, not hang, if the timer never fires
         conn = type("C", (), {"sock": left})()
         started = time.monotonic()
         with Watchdog(0.2) as watchdog:
@@ -327,13 +355,85 @@ def test_a_cancelled_watchdog_is_not_kept_alive() -> None:
     import gc
     import weakref
 
+    class _Conn:
+        sock = None
+
+    conn = _Conn()
     watchdog = Watchdog(600)
     with watchdog:
-        watchdog.attach(object())
-    ref = weakref.ref(watchdog)
-    del watchdog
+        watchdog.attach(conn)
+    refs = weakref.ref(watchdog), weakref.ref(conn)
+    del watchdog, conn
     gc.collect()
-    assert ref() is None
+    assert [ref() for ref in refs] == [None, None]
+
+
+def _socket_conn(sock: socket.socket) -> Any:
+    """A stand-in for a urllib3 connection: the watchdog only looks at ``.sock``."""
+    sock.settimeout(5)  # a test fails, not hangs, if the timer never fires
+    return type("C", (), {"sock": sock})()
+
+
+def test_an_earlier_deadline_armed_later_is_cut_first() -> None:
+    """The timer thread sleeps until the earliest deadline: a shorter limit armed while it sleeps for a longer
+    one wakes it, and the longer one is left alone."""
+    (long_sock, long_peer), (short_sock, short_peer) = socket.socketpair(), socket.socketpair()
+    try:
+        with Watchdog(3.0) as long:
+            long.attach(_socket_conn(long_sock))
+            time.sleep(0.1)  # not an assertion: lets the timer thread go to sleep until the 3 s deadline
+            started = time.monotonic()
+            with Watchdog(0.3) as short:
+                short.attach(_socket_conn(short_sock))
+                assert short_sock.recv(1) == b""  # blocks until the watchdog shuts the socket
+                cut = time.monotonic() - started
+        assert short.tripped and not long.tripped and 0.25 < cut < 1.5, cut
+    finally:
+        for sock in (long_sock, long_peer, short_sock, short_peer):
+            sock.close()
+
+
+def test_a_failing_callback_does_not_stop_the_timer(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug in one watchdog's callback neither kills the shared timer thread (the next attempt is still cut,
+    by the same thread) nor prints a traceback; the debug line names the exception type, not its message."""
+    from progeny_api import _transport
+
+    fired = threading.Event()
+    uncaught: list[Any] = []
+    monkeypatch.setattr(threading, "excepthook", uncaught.append)
+
+    class _Broken(Watchdog):
+        def _expire(self) -> None:
+            fired.set()
+            raise RuntimeError("response body: sensitive-detail")
+
+    left, right = socket.socketpair()
+    try:
+        with caplog.at_level(logging.DEBUG, logger="progeny_api"), Watchdog(0.5) as watchdog:
+            watchdog.attach(_socket_conn(left))
+            with _Broken(0.05):
+                assert fired.wait(2)
+                thread = _transport._scheduler._thread
+            assert left.recv(1) == b""  # cut all the same, at its own limit
+        assert watchdog.tripped and uncaught == []
+        assert thread is not None and thread is _transport._scheduler._thread and thread.is_alive()
+        assert "RuntimeError" in caplog.text and "sensitive" not in caplog.text
+    finally:
+        left.close()
+        right.close()
+
+
+def test_interpreter_exit_does_not_wait_for_the_timer() -> None:
+    """The timer is a daemon thread: a script that ends with an attempt still armed (600 s) exits at once."""
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    script = "from progeny_api._transport import Watchdog\nWatchdog(600).__enter__()\nprint('armed')\n"
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=20)
+    assert done.returncode == 0 and done.stdout.strip() == b"armed", done.stderr[-2000:]
+    assert time.monotonic() - started < 10
 
 
 def test_a_fast_server_keeps_its_connection(serve: Callable[..., _Server]) -> None:
