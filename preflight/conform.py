@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,28 +30,63 @@ from .report import Report
 #: Margin kept above the face-size and eye-distance limits when downscaling.
 FACE_MARGIN = 1.05
 
-#: The file name extensions of each format :func:`conform` writes (the first one is the one to suggest).
-SUFFIXES = {"JPEG": (".jpg", ".jpeg", ".jpe", ".jfif"), "PNG": (".png",)}
-#: Extensions of other image formats: an output named so would lie about its content.
-OTHER_IMAGE_SUFFIXES = (".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif", ".jp2", ".jxl")
+#: The file name extensions of each image format, by Pillow's name for it (the first is the one to suggest).
+#: :func:`conform` writes JPEG, or keeps a photo that needs no new pixels in its own (accepted) format.
+SUFFIXES: dict[str, tuple[str, ...]] = {
+    "JPEG": (".jpg", ".jpeg", ".jpe", ".jfif"),
+    "PNG": (".png",),
+    "WEBP": (".webp",),
+    "GIF": (".gif",),
+    "BMP": (".bmp",),
+    "TIFF": (".tif", ".tiff"),
+    "HEIF": (".heic", ".heif"),
+    "AVIF": (".avif",),
+    "JPEG2000": (".jp2", ".j2k", ".jpf", ".jpx"),
+    "JXL": (".jxl",),
+}
+_FORMAT_OF_SUFFIX = {suffix: fmt for fmt, suffixes in SUFFIXES.items() for suffix in suffixes}
 
 
-def suffix_conflict(path: str | os.PathLike[str], fmt: str | None) -> str | None:
+def output_formats(source_format: str | None, policy: Policy | None = None) -> tuple[str, ...]:
+    """The formats :func:`conform` can write for a photo in ``source_format`` (``None``: not known).
+
+    Always JPEG (whatever needs new pixels is encoded as JPEG); also the photo's own format when the
+    policy accepts it, since a photo that needs no new pixels keeps it. For an unknown format, every
+    accepted one. Known before any work, so a contradicting output name can be refused up front.
+    """
+    accepted = (policy or Policy()).allowed_formats
+    kept = accepted if source_format is None else (source_format,) if source_format in accepted else ()
+    return ("JPEG", *(f for f in kept if f != "JPEG"))
+
+
+def suffix_conflict(
+    path: str | os.PathLike[str],
+    fmt: str | None,
+    *,
+    possible: Sequence[str] = ("JPEG", "PNG"),
+    source_format: str | None = None,
+) -> str | None:
     """Why an output named ``path`` cannot hold an image in ``fmt`` (``None`` when it can).
 
-    A name without an image extension is accepted (the bytes say what they are); an image
-    extension must match the format, or the next program to open the file is misled. With
-    ``fmt=None`` (not yet known) only extensions :func:`conform` never writes are refused.
+    A name without an image extension (or with one that names no image format) is accepted: the
+    bytes say what they are. An image extension (case-insensitive) must name ``fmt``, or the next
+    program to open the file is misled. With ``fmt=None`` (not known yet, before the work) only
+    extensions naming none of the ``possible`` formats (see :func:`output_formats`) are refused.
+    ``source_format``, the input's format, only makes the message more precise.
     """
-    ext = os.path.splitext(os.fspath(path))[1].lower()
-    known = {s for suffixes in SUFFIXES.values() for s in suffixes}
-    if ext in OTHER_IMAGE_SUFFIXES:
-        return f"{os.fspath(path)} names a {ext} file, but the repaired image is JPEG or PNG; name it .jpg"
-    if fmt is None or ext not in known or ext in SUFFIXES.get(fmt, ()):
+    name = os.fspath(path)
+    ext = os.path.splitext(name)[1].lower()
+    named = _FORMAT_OF_SUFFIX.get(ext)
+    if named is None or named == fmt or (fmt is None and named in possible):
         return None
-    good = SUFFIXES.get(fmt, (".jpg",))[0]
-    why = " (the photo had to be re-encoded)" if fmt == "JPEG" else ""
-    return f"{os.fspath(path)} names a {ext} file, but the repaired image is {fmt}{why}; name it {good}"
+    if fmt is None:
+        source = f" (from a {source_format} photo)" if source_format else ""
+        good = " or ".join(SUFFIXES[f][0] for f in possible if f in SUFFIXES) or "a name without an extension"
+        written = " or ".join(possible)
+        return f"{name} names a {ext} file, but the repaired image will be {written}{source}; name it {good}"
+    why = f" (the {source_format} photo had to be re-encoded)" if source_format and source_format != fmt else ""
+    good = SUFFIXES[fmt][0] if fmt in SUFFIXES else "a name without an image extension"
+    return f"{name} names a {ext} file, but the repaired image is {fmt}{why}; name it {good}"
 
 
 @dataclass(frozen=True)
@@ -77,7 +113,7 @@ class Conformed:
 
     @property
     def suffix(self) -> str | None:
-        """The file name extension for :attr:`data` (``".jpg"`` or ``".png"``), ``None`` without data."""
+        """The file name extension for :attr:`data` (usually ``".jpg"`` or ``".png"``), ``None`` without data."""
         return SUFFIXES[self.format][0] if self.data is not None and self.format in SUFFIXES else None
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -85,12 +121,13 @@ class Conformed:
 
         Raises :class:`ValueError` when there is nothing to save, and
         :class:`~preflight.errors.OutputFileError` when ``path``'s extension names another format
-        than :attr:`format` (a PNG that had to be re-encoded is a JPEG: see :attr:`suffix`).
+        than :attr:`format` (a PNG that had to be re-encoded is a JPEG: see :attr:`suffix`), before
+        writing anything; a name without an image extension is accepted.
         An interrupted write never leaves a truncated file at ``path``.
         """
         if self.data is None:
             raise ValueError("nothing to save: " + "; ".join(self.problems))
-        conflict = suffix_conflict(path, self.format)
+        conflict = suffix_conflict(path, self.format, source_format=self.original.measurements.format)
         if conflict:
             raise OutputFileError(conflict)
         write_atomically(path, self.data)

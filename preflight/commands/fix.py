@@ -17,8 +17,9 @@ from ..cli import (
     load_policy,
     output_error,
 )
-from ..conform import conform, suffix_conflict
+from ..conform import conform, output_formats, suffix_conflict
 from ..errors import OutputFileError
+from ..loading import sniff_format
 
 
 def register(sub: Any) -> None:
@@ -40,7 +41,12 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     policy = load_policy(args.policy)
     check_output_path(args.output)  # before any work: a missing folder, a folder as output...
-    conflict = suffix_conflict(args.output, None)  # ... a .webp name for what is always JPEG or PNG
+    # ... and a name whose extension contradicts every format the repair can write: a WebP becomes a
+    # JPEG, so out.png or out.webp is refused now; a PNG may stay PNG or become JPEG, so out.png is
+    # only refused (by save, before writing anything) once the work shows it had to be re-encoded
+    source_format = _sniff(args.input)
+    conflict = suffix_conflict(args.output, None, possible=output_formats(source_format, policy),
+                               source_format=source_format)
     if conflict:
         raise OutputFileError(conflict)
     result = conform(args.input, policy, strip_metadata=not args.keep_metadata)
@@ -62,3 +68,12 @@ def run(args: argparse.Namespace) -> int:
         for hint in result.report.hints(args.locale):
             print(f"  - {hint}")
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _sniff(path: str) -> str | None:
+    """The input's format by its magic bytes, as the gate judges it (``None`` if unknown or unreadable)."""
+    try:
+        with open(path, "rb") as fh:
+            return sniff_format(fh.read(32))
+    except OSError:
+        return None  # conform raises the read error itself
