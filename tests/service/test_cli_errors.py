@@ -22,30 +22,10 @@ from preflight.errors import ModelError
 from preflight.gate import Gate
 from preflight.table import journal_path
 
-ROOT = Path(__file__).resolve().parents[2]
-DOC = ["--policy", "progeny_document"]  # no face model needed: fast
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-    return env
-
-
-def _one_error_line(err: str, *fragments: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("preflight: ") and "Traceback" not in err, err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
-
-
-def _must_not_run(what: str) -> Callable[..., Any]:
-    def fail(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError(f"{what} ran: the output should have been refused before any work")
-
-    return fail
+from ._cli import DOC, ROOT
+from ._cli import cli_env as _env
+from ._cli import must_not_run as _must_not_run
+from ._cli import one_error_line as _one_error_line
 
 
 @pytest.fixture()
