@@ -21,6 +21,7 @@ from typing import Any
 from ..cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_policy_arguments, check_output_path, load_policy, output_error
 from ..errors import OutputFileError, PreflightError
 from ..policy import Policy
+from ..report import printable
 from ..screening import Screening, SummaryBuilder, find_images, screen
 from ..table import output_format, read_rows
 
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
             raise
         raise output_error(args.out, exc) from exc
     if job.skipped:  # count the earlier rows of these images too
-        earlier = set(paths) & set(job.done)
+        earlier = {printable(p) for p in paths} & set(job.done)  # the output's form of each name
         for row in read_rows(args.out):
             if row["source"] in earlier:
                 earlier.discard(row["source"])

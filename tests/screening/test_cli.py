@@ -134,3 +134,20 @@ def test_a_killed_run_loses_nothing_written(tmp_path: Path, dataset: Path, datas
     assert f"{len(done)} of {len(dataset_paths)} image(s) already in" in stderr
     assert not journal_path(out).exists()
     assert sorted(r["source"] for r in read_rows(out)) == sorted(dataset_paths)
+
+
+def test_resumed_summary_counts_names_that_are_not_utf8(tmp_path: Path, samples: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """The summary of a resumed run counts every image, also one whose name is written escaped."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(samples / "biden.jpg", folder / os.fsdecode(b"caf\xe9.jpg"))
+    shutil.copy(samples / "biden.jpg", folder / "plain.jpg")
+    out = tmp_path / "results.csv"
+    command = ["screen", str(folder), "--out", str(out), "--workers", "1", "--no-progress",
+               "--policy", "progeny_document"]
+    assert main(command) == 0
+    assert "images: 2 " in capsys.readouterr().out
+    assert main(command) == 0
+    printed = capsys.readouterr().out
+    assert "(0 screened now, 2 from an earlier run)" in printed and "images: 2 " in printed
