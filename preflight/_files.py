@@ -8,7 +8,16 @@ import tempfile
 
 
 def _read_umask() -> int:
-    mask = os.umask(0)  # the only portable way to read it; done once, at import, not per save
+    """The process's umask: from /proc on Linux, else by setting and restoring it (done once, at import),
+    which for an instant changes it for every thread."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0)
     os.umask(mask)
     return mask
 
