@@ -19,6 +19,7 @@ from .errors import (
     PreflightError,
     SourceNotFoundError,
     SourceReadError,
+    WorkerStartError,
 )
 from .gate import Gate, check
 from .policy import Policy
@@ -45,6 +46,7 @@ __all__ = [
     "Report",
     "SourceNotFoundError",
     "SourceReadError",
+    "WorkerStartError",
     "__version__",
     "annotate",
     "check",

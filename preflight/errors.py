@@ -44,3 +44,11 @@ class OutputFileError(PreflightError, ValueError):
 
 class ModelError(PreflightError):
     """The face model could not be loaded (missing file, wrong SHA-256, unreadable bundle)."""
+
+
+class WorkerStartError(PreflightError, RuntimeError):
+    """The worker processes of :func:`preflight.screen` died while starting, before checking any image.
+
+    Most often a script without an ``if __name__ == "__main__":`` guard: the ``spawn`` start method
+    imports the script in every worker, which then tries to start a screening of its own.
+    """

@@ -43,7 +43,7 @@ from types import TracebackType
 from typing import Any
 
 from .codes import DEFAULT_SEVERITY, FAILED_TO_READ_IMAGE
-from .errors import InvalidSourceError, ModelError, OutputFileError, SourceNotFoundError
+from .errors import InvalidSourceError, ModelError, OutputFileError, SourceNotFoundError, WorkerStartError
 from .gate import Gate
 from .policy import Policy
 from .report import Issue, Measurements, Report, printable
@@ -60,6 +60,11 @@ CheckFn = Callable[[Gate, str], Report]
 #: Consecutive images that each kill a worker process before the run gives up: past this, the
 #: problem is the installation, not the files.
 MAX_CONSECUTIVE_CRASHES = 10
+WORKER_START_FAILED = "the worker processes died while starting, before checking any image"
+MAIN_GUARD_HINT = (
+    "; with the {method!r} start method every worker imports the main script, so put the code that calls"
+    " screen() under `if __name__ == \"__main__\":`"
+)
 
 
 # -- finding images ----------------------------------------------------------------------------
@@ -213,8 +218,14 @@ def _quiet_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def _init_worker(policy: Policy, model_path: str | None, check: CheckFn | None, opencv_threads: int | None) -> None:
-    """Process-pool initializer: one Gate for this process, model loaded now, closed at exit."""
+def _init_worker(
+    policy: Policy, model_path: str | None, check: CheckFn | None, opencv_threads: int | None, started: Any = None
+) -> None:
+    """Process-pool initializer: one Gate for this process, model loaded now, closed at exit.
+
+    ``started`` (a shared counter) is incremented once the initializer has run, so that the parent
+    can tell workers that died starting up (a script without a main guard) from images that crash.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business
     try:
         if opencv_threads is not None:
@@ -229,6 +240,9 @@ def _init_worker(policy: Policy, model_path: str | None, check: CheckFn | None, 
         _WORKER.update(gate=gate, check=check or check_source, error=None)
     except Exception as exc:  # reported by the first task, so the parent sees the real error
         _WORKER.update(gate=None, check=None, error=exc)
+    if started is not None:
+        with started.get_lock():
+            started.value += 1
 
 
 def _check_chunk(items: list[tuple[int, str]]) -> tuple[int, int, list[tuple[int, Report]]]:
@@ -312,6 +326,7 @@ class Screening(Iterator[Report]):
         self.model_path = os.fspath(model_path) if model_path is not None else None
         self.mp_context = mp_context
         self._check = check
+        self._started: Any = None  # the current pool's count of workers that finished starting
         self.tune_workers = tune_workers
         #: ``{source: policy}`` already in ``out``, skipped by this run.
         self.done: dict[str, str] = {}
@@ -433,11 +448,13 @@ class Screening(Iterator[Report]):
 
     def _new_executor(self) -> ProcessPoolExecutor:
         workers = self.workers if self.total is None else max(1, min(self.workers, self.total))
+        context = multiprocessing.get_context(self.mp_context)
+        self._started = context.Value("i", 0)
         return ProcessPoolExecutor(
             max_workers=workers,
-            mp_context=multiprocessing.get_context(self.mp_context),
+            mp_context=context,
             initializer=_init_worker,
-            initargs=(self.policy, self.model_path, self._check, self._opencv_threads(workers)),
+            initargs=(self.policy, self.model_path, self._check, self._opencv_threads(workers), self._started),
         )
 
     def _opencv_threads(self, workers: int) -> int | None:
@@ -504,6 +521,11 @@ class Screening(Iterator[Report]):
                     del inflight[future]
                     if not self._collect(future, ready):
                         broken += chunk
+                if self._started.value == 0:  # no worker got as far as its first image
+                    hint = MAIN_GUARD_HINT.format(method=self.mp_context) if self.mp_context != "fork" else ""
+                    raise WorkerStartError(
+                        f"{WORKER_START_FAILED}{hint}. See the workers' errors above, or pass workers=1."
+                    )
                 if solo:
                     index, source = broken[0]
                     crashes_in_a_row += 1

@@ -131,6 +131,40 @@ def test_a_worker_that_dies_costs_one_report_not_the_run(tmp_path: Path, samples
         assert dataclasses.replace(report, source=sources[0]) == expected
 
 
+UNGUARDED_SCRIPT = """
+import dataclasses, sys
+from preflight import Policy, screen
+policy = dataclasses.replace(Policy(), check_face=False, check_sharpness=False, check_exposure=False)
+with screen(sys.argv[2:], workers=2, progress=False, out=sys.argv[1], policy=policy) as run:
+    for report in run:
+        print(report.source, report.passed)
+"""
+
+
+def test_a_script_without_a_main_guard_gets_a_clear_error_and_no_rows(tmp_path: Path, samples: Path) -> None:
+    # with spawn, every worker imports the script, which starts a screening of its own and dies;
+    # that used to be recorded as one "worker process died" row per image, saved and never rechecked
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED_SCRIPT)
+    out = tmp_path / "results.csv"
+    sources = [str(samples / "obama-720p.jpg"), str(samples / "obama-480p.jpg"), str(samples / "biden.jpg")]
+    done = subprocess.run([sys.executable, str(script), str(out), *sources], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert done.returncode == 1 and done.stdout == ""
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("preflight.errors.WorkerStartError: the worker processes died while starting")
+    assert 'if __name__ == "__main__":' in last
+    assert read_rows(out) == []
+    # the same script with the guard screens the three images
+    guarded = "".join(f"    {line}\n" for line in UNGUARDED_SCRIPT.splitlines())
+    script.write_text("if __name__ == '__main__':\n" + guarded)
+    done = subprocess.run([sys.executable, str(script), str(out), *sources], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert [line.rsplit(" ", 1)[0] for line in done.stdout.splitlines()] == sources
+    assert [row["source"] for row in read_rows(out)] == sources
+
+
 def test_resume_skips_what_is_in_the_output(tmp_path: Path, dataset_paths: list[str],
                                             local_run: tuple[list[Report], Screening]) -> None:
     subset = dataset_paths[:60]
