@@ -1,7 +1,8 @@
 """Repair what is purely technical, and nothing else.
 
-``conform`` bakes the EXIF orientation into the pixels, downscales towards the recommended height,
-converts unsupported-but-decodable formats and unusual modes (16-bit, CMYK, RGBA, palette) to 8-bit
+``conform`` bakes the EXIF orientation into the pixels, downscales towards the recommended height
+(stopping where the face or the shorter side would fall below its minimum: those are errors, the height
+only a warning), converts unsupported-but-decodable formats and unusual modes (16-bit, CMYK, RGBA, palette) to 8-bit
 RGB JPEG, re-encodes at the highest JPEG quality that fits the byte limit, and strips EXIF/XMP/GPS
 metadata (keeping the ICC profile). It never upscales, sharpens or brightens: those would hide a real
 problem from the verification service. A low JPEG quality is not repairable either (re-encoding a
@@ -275,6 +276,8 @@ def _target_size(width: int, height: int, original: Report, policy: Policy) -> t
             scale = max(scale, min(1.0, policy.min_face_size_px * FACE_MARGIN / m.face_size_px))
         if m.eye_distance_px:
             scale = max(scale, min(1.0, policy.min_eye_distance_px * FACE_MARGIN / m.eye_distance_px))
+        # a tall, narrow photo: the shorter side must stay at the minimum resolution (an error too)
+        scale = max(scale, min(1.0, policy.min_side_px / min(width, height)))
     longest = max(width, height)
     if longest * scale > policy.max_side_px:  # a hard limit: wins over the face guard
         scale = policy.max_side_px / longest

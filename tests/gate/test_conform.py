@@ -77,6 +77,17 @@ def test_conformed_verdicts_are_never_worse(samples, gate, name):
     assert (after.width or 0) <= (before.width or 0)  # never upscaled
 
 
+def test_downscaling_a_tall_narrow_photo_keeps_the_minimum_side(gate):
+    # 970x2204 at the recommended 1080 px height would be 475 px wide: RESOLUTION_TOO_LOW, an error
+    # the original did not have; it stops at 480 px instead (a warning about the height is better)
+    policy = preflight.Policy.progeny_document()
+    result = conform(encode(gradient(970, 2204), "JPEG"), gate=gate, policy=policy)
+    assert result.data is not None and result.original.passed
+    assert result.size == (480, 1091)
+    assert C.RESOLUTION_TOO_LOW not in result.report.codes and result.report.passed
+    assert C.HEIGHT_ABOVE_RECOMMENDED in result.report.codes  # still said, not hidden
+
+
 def test_clean_jpeg_is_stripped_losslessly(samples, gate):
     rgb = np.asarray(Image.open(samples / "obama-720p.jpg").convert("RGB"))
     data = encode(rgb, "JPEG", quality=92, exif=_exif(1).tobytes())
