@@ -54,7 +54,7 @@ from .gate import Gate
 from .loading import MAX_READ_BYTES
 from .policy import Policy
 from .report import Report
-from .screening import IMAGE_EXTENSIONS, failed_report, failure_reason, tune_worker_process
+from .screening import IMAGE_EXTENSIONS, failed_report, failure_reason, find_images, tune_worker_process
 from .table import empty_frame, records_to_frame, report_row
 
 Output = Literal["rows", "reports"]
@@ -246,22 +246,32 @@ def expand_paths(
 ) -> list[str]:
     """The image files under a directory or matching a glob, on any fsspec filesystem.
 
-    Local results are plain paths; others keep their protocol (``s3://bucket/key.jpg``).
+    Local paths are expanded by :func:`preflight.screening.find_images` (same rules, made absolute,
+    so that workers elsewhere find them; a folder that cannot be listed raises, where fsspec would
+    skip it). Others keep their protocol (``s3://bucket/key.jpg``); hidden names are left out there
+    too, unless the glob names them.
     """
     url_to_fs: Any = importlib.import_module("fsspec.core").url_to_fs
     fs, root = url_to_fs(url, **(storage_options or {}))
-    exts = {e.lower() for e in extensions}
-    if any(ch in root for ch in "*?["):
-        found = [p for p in fs.glob(root) if not fs.isdir(p)]
-        found = [p for p in found if os.path.splitext(p)[1].lower() in exts]
-    elif fs.isdir(root):
-        found = [p for p in fs.find(root) if os.path.splitext(p)[1].lower() in exts]
-    else:
-        found = [root]
-    found.sort()
     protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
     if "file" in protocols or "local" in protocols:
-        return found
+        return find_images(root, extensions=extensions)
+    exts = {e.lower() for e in extensions}
+    wildcard = any(ch in root for ch in "*?[")
+    if wildcard:
+        found = [p for p in fs.glob(root) if not fs.isdir(p)]
+    elif fs.isdir(root):
+        found = list(fs.find(root))
+    else:
+        return [fs.unstrip_protocol(root)]
+    # hidden names are judged below the part of the path given literally
+    fixed = root[: min(root.find(ch) for ch in "*?[" if ch in root)].rpartition("/")[0] if wildcard else root
+    named_hidden = wildcard and "/." in root
+    found = sorted(
+        p for p in found
+        if os.path.splitext(p)[1].lower() in exts
+        and (named_hidden or not any(part.startswith(".") for part in p[len(fixed):].split("/")))
+    )
     return [fs.unstrip_protocol(p) for p in found]
 
 

@@ -24,6 +24,8 @@ worker again gets a ``FAILED_TO_READ_IMAGE`` report; the run goes on. Only progr
 from __future__ import annotations
 
 import contextlib
+import fnmatch
+import functools
 import glob
 import itertools
 import multiprocessing
@@ -43,7 +45,14 @@ from types import TracebackType
 from typing import Any
 
 from .codes import DEFAULT_SEVERITY, FAILED_TO_READ_IMAGE
-from .errors import InvalidSourceError, ModelError, OutputFileError, SourceNotFoundError, WorkerStartError
+from .errors import (
+    InvalidSourceError,
+    ModelError,
+    OutputFileError,
+    SourceNotFoundError,
+    SourceReadError,
+    WorkerStartError,
+)
 from .gate import Gate
 from .policy import Policy
 from .report import Issue, Measurements, Report, printable
@@ -74,38 +83,120 @@ def find_images(*paths: str | os.PathLike[str], extensions: Iterable[str] = IMAG
 
     Directories and glob matches keep files whose extension is in ``extensions``; a file named
     explicitly is kept whatever its name. Paths keep the form given (relative stays relative),
-    each directory's files sorted, duplicates dropped.
+    each directory's files sorted, duplicates dropped. Names starting with a dot are left out unless
+    named (a glob like ``.*.jpg`` names them). Symlinked folders are followed, each folder once (a
+    link back up the tree is not a loop, a second link to a folder not a duplicate).
 
     Raises:
         SourceNotFoundError: an argument is neither a file, a directory nor a glob that matches.
+        SourceReadError: a folder to search cannot be listed (no permission, an I/O error): screening
+            without it would silently leave its photos out.
     """
     exts = {e.lower() for e in extensions}
     found: list[str] = []
     for arg in [os.fspath(p) for p in paths]:
+        seen: set[tuple[int, int]] = set()  # folders this argument has listed, by (device, inode)
         if os.path.isdir(arg):
-            found += _walk(arg, exts)
+            found += _walk(arg, exts, seen)
         elif os.path.isfile(arg):
             found.append(arg)
         elif any(ch in arg for ch in "*?["):
-            matches = sorted(glob.glob(arg, recursive=True))
+            matches = _glob(arg, exts, seen)
             if not matches:
                 raise SourceNotFoundError(f"no file matches {arg}")
-            for match in matches:
-                if os.path.isdir(match):
-                    found += _walk(match, exts)
-                elif os.path.isfile(match) and os.path.splitext(match)[1].lower() in exts:
-                    found.append(match)
+            found += matches
         else:
             raise SourceNotFoundError(f"no such file or directory: {arg}")
     return list(dict.fromkeys(found))
 
 
-def _walk(top: str, exts: set[str]) -> list[str]:
+def _walk(top: str, exts: set[str], seen: set[tuple[int, int]],
+          keep: Callable[[list[str]], bool] | None = None, hidden: bool = False) -> list[str]:
+    """Files under ``top`` with an image extension (and, given ``keep``, a path below ``top`` it accepts).
+
+    Folders are listed once each, symlinks followed; a folder that cannot be listed raises. Hidden
+    files and folders are left out (``.cache/``, macOS's ``._photo.jpg`` companions) unless ``hidden``.
+    """
+    def fail(error: OSError) -> None:
+        raise SourceReadError(f"cannot list the folder {error.filename or top}: {error.strerror or error}") from error
+
     out: list[str] = []
-    for root, dirs, files in os.walk(top):
-        dirs.sort()
-        out += [os.path.join(root, f) for f in sorted(files) if os.path.splitext(f)[1].lower() in exts]
+    if not _first_visit(top, seen):
+        return out
+    for root, dirs, files in os.walk(top, onerror=fail, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if (hidden or not d.startswith("."))
+                         and _first_visit(os.path.join(root, d), seen))
+        rel = [] if root == top else os.path.relpath(root, top).split(os.sep)
+        out += [
+            os.path.join(root, f) for f in sorted(files)
+            if (hidden or not f.startswith(".")) and os.path.splitext(f)[1].lower() in exts
+            and (keep is None or keep([*rel, f]))
+        ]
     return out
+
+
+def _first_visit(folder: str, seen: set[tuple[int, int]]) -> bool:
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return True  # let os.walk report it
+    key = (st.st_dev, st.st_ino)
+    if key in seen:
+        return False
+    seen.add(key)
+    return True
+
+
+def _glob(pattern: str, exts: set[str], seen: set[tuple[int, int]]) -> list[str]:
+    """Like ``glob.glob(pattern, recursive=True)``, but ``**`` lists each folder once (no symlink loops),
+    an unreadable folder raises, and matched folders contribute the images under them."""
+    parts = pattern.rstrip(os.sep).split(os.sep)
+    if "**" not in parts:
+        found: list[str] = []
+        for match in sorted(glob.glob(pattern)):
+            if os.path.isdir(match):
+                found += _walk(match, exts, seen)
+            elif os.path.isfile(match) and os.path.splitext(match)[1].lower() in exts:
+                found.append(match)
+        return found
+    i = parts.index("**")
+    head, rest = os.sep.join(parts[:i]), parts[i:]
+    bases = sorted(glob.glob(head)) if head else ["/" if i == 1 else ""]
+    found = []
+    for base in bases:
+        if not os.path.isdir(base or "."):
+            continue
+        top = base or "."
+        files = _walk(top, exts, seen, keep=functools.partial(_glob_keeps, rest),
+                      hidden=any(part.startswith(".") for part in rest))
+        found += [f[2:] if not base and f.startswith("." + os.sep) else f for f in files]
+    return found
+
+
+def _glob_keeps(pattern: list[str], names: list[str]) -> bool:
+    """A file is kept when its path matches, or the path of a folder it is in (``dir/**``) and
+    nothing between that folder and the file is hidden (as when that folder is named)."""
+    if _match(pattern, names):
+        return True
+    return any(_match(pattern, names[:k]) and not any(n.startswith(".") for n in names[k:])
+               for k in range(len(names)))
+
+
+def _match(pattern: list[str], names: list[str]) -> bool:
+    """Path components against glob components; ``**`` is any number of folders. As in :mod:`glob`,
+    wildcards do not match names that start with a dot unless the pattern does."""
+    if not pattern:
+        return not names
+    first = pattern[0]
+    if first == "**":
+        return any(_match(pattern[1:], names[k:]) for k in range(len(names) + 1)
+                   if not any(n.startswith(".") for n in names[:k]))
+    if not names:
+        return False
+    name = names[0]
+    if name.startswith(".") and not first.startswith("."):
+        return False
+    return fnmatch.fnmatchcase(name, first) and _match(pattern[1:], names[1:])
 
 
 def default_workers() -> int:

@@ -77,6 +77,24 @@ def test_usage_errors_exit_2(tmp_path: Path, small_folder: Path, capsys: pytest.
         main(["screen", str(small_folder)])  # --out is required
 
 
+def test_a_folder_that_cannot_be_listed_stops_before_any_work(tmp_path: Path, small_folder: Path,
+                                                              capsys: pytest.CaptureFixture[str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    locked = next(str(p) for p in sorted(small_folder.rglob("*")) if p.is_dir())
+    real_scandir = os.scandir
+
+    def scandir(path: str = ".") -> object:  # root ignores permissions: stand in for chmod 000
+        if os.fspath(path) == locked:
+            raise PermissionError(13, "Permission denied", locked)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    out = tmp_path / "r.csv"
+    assert main(["screen", str(small_folder), "--out", str(out), "--no-progress"]) == 2
+    assert capsys.readouterr().err == f"preflight: cannot list the folder {locked}: Permission denied\n"
+    assert not out.exists()
+
+
 def _start(args: list[str]) -> subprocess.Popen[str]:
     # a session of its own, like a terminal's foreground job: a signal can go to the whole group
     return subprocess.Popen([sys.executable, "-m", "preflight", "screen", *args], cwd=ROOT, text=True,

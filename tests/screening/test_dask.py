@@ -16,6 +16,7 @@ from distributed import Client
 
 from preflight import Policy, codes
 from preflight import dask as pdask
+from preflight.errors import SourceNotFoundError, SourceReadError
 from preflight.report import Report
 from preflight.screening import Screening, find_images
 from preflight.table import column_names, to_records, to_table
@@ -146,3 +147,25 @@ def test_expand_local_folder_and_glob(dataset: Path, dataset_paths: list[str]) -
     pngs = pdask.expand_paths(str(dataset / "**" / "*.png"))
     assert pngs and set(pngs) == {p for p in dataset_paths if p.endswith(".png")}
     assert set(find_images(str(dataset / "**" / "*.png"))) == set(pngs)
+
+
+def test_expand_local_paths_like_find_images(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ["a/1.jpg", "a/.2.jpg", "a/b/3.png", "a/.cache/4.jpg"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "a" / "b" / "up").symlink_to(tmp_path / "a")  # a loop
+    monkeypatch.chdir(tmp_path)
+    assert pdask.expand_paths("a") == [str(tmp_path / "a" / "1.jpg"), str(tmp_path / "a" / "b" / "3.png")]
+    assert pdask.expand_paths(f"file://{tmp_path}/a/.*.jpg") == [str(tmp_path / "a" / ".2.jpg")]
+    with pytest.raises(SourceNotFoundError):
+        pdask.expand_paths("nothing_here")
+    real_scandir = os.scandir
+
+    def scandir(path: str = ".") -> object:
+        if os.fspath(path) == str(tmp_path / "a" / "b"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(SourceReadError, match="cannot list the folder"):  # fsspec would skip it silently
+        pdask.expand_paths(str(tmp_path))

@@ -46,6 +46,72 @@ def test_find_images_is_recursive_and_filters_by_extension(dataset: Path, datase
         find_images(str(dataset / "*.nothing"))
 
 
+def _tree(root: Path) -> None:
+    for name in ["a/1.jpg", "a/b/2.jpg", "a/b/c/3.png", "a/.hidden/4.jpg", "a/.5.jpg", "a/x.txt", "d/6.JPG", "7.jpg"]:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"not read")
+
+
+@pytest.mark.parametrize("pattern", ["**/*.jpg", "a/**/*.jpg", "a/**", "*/b/**/*.png", "a/**/b", "**", "a/*",
+                                     "a/**/.*.jpg", "*/**/c/*", "**/*.JPG", "a/b/**/*.png"])
+def test_glob_patterns_match_what_glob_matches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pattern: str) -> None:
+    import glob
+
+    _tree(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    exts = {".jpg", ".png"}
+    for p in (pattern, str(tmp_path / pattern)):
+        expected: set[str] = set()
+        for match in glob.glob(p, recursive=True):
+            if os.path.isdir(match):
+                for root, _, files in os.walk(match):
+                    for f in files:
+                        below = os.path.relpath(os.path.join(root, f), match).split(os.sep)
+                        if os.path.splitext(f)[1].lower() in exts and not any(n.startswith(".") for n in below):
+                            expected.add(os.path.join(root, f))
+            elif os.path.splitext(match)[1].lower() in exts:
+                expected.add(match)
+        expected = {os.path.normpath(e) for e in expected}
+        found = find_images(p)
+        assert len(found) == len(set(found)) and set(found) == expected, p
+
+
+def test_symlinked_folders_are_followed_once_and_loops_end(tmp_path: Path) -> None:
+    _tree(tmp_path)
+    (tmp_path / "a" / "b" / "up").symlink_to(tmp_path / "a")      # a loop
+    (tmp_path / "d" / "loop").symlink_to(tmp_path / "d")          # a second one
+    (tmp_path / "d" / "b_again").symlink_to(tmp_path / "a" / "b")  # the same folder by another name
+    (tmp_path / "linked").symlink_to(tmp_path / "a" / "b" / "c")
+    names = ["7.jpg", "a/1.jpg", "a/b/2.jpg", "a/b/c/3.png", "d/6.JPG"]
+    # glob.glob(..., recursive=True) would list these forever (or until the paths are too long)
+    for pattern in (str(tmp_path), str(tmp_path / "**" / "*.*"), str(tmp_path / "**")):
+        found = find_images(pattern)
+        assert len(found) == len(set(found))
+        assert sorted({os.path.relpath(os.path.realpath(f), tmp_path) for f in found}) == names
+        assert len(found) == len(names), found  # each file once, under the first name met
+    assert find_images(tmp_path / "linked") == [str(tmp_path / "linked" / "3.png")]  # a link given is followed
+
+
+def test_a_folder_that_cannot_be_listed_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from preflight.errors import SourceReadError
+
+    _tree(tmp_path)
+    real_scandir = os.scandir
+    locked = str(tmp_path / "a" / "b")
+
+    def scandir(path: str = ".") -> object:
+        if os.fspath(path) == locked:
+            raise PermissionError(13, "Permission denied", locked)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    # leaving its photos out silently would under-report the dataset
+    for pattern in (str(tmp_path), str(tmp_path / "**" / "*.jpg"), str(tmp_path / "a" / "*")):
+        with pytest.raises(SourceReadError, match=f"cannot list the folder {locked}: Permission denied"):
+            find_images(pattern)
+    assert len(find_images(tmp_path / "d", tmp_path / "7.jpg")) == 2
+
+
 def test_reports_come_in_input_order_with_their_source(local_run: tuple[list[Report], Screening],
                                                        dataset_paths: list[str]) -> None:
     reports, run = local_run
