@@ -38,9 +38,10 @@ def write_atomically(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder, synced, then renamed over it.
 
     A failed or interrupted write leaves the old file (or none) and no temporary file; the new file gets
-    the mode of the one it replaces, or the ordinary mode of a new file.
+    the mode of the one it replaces, or the ordinary mode of a new file. A symlink is written through
+    (its target is replaced, the link kept), as editors do.
     """
-    path = os.fspath(path)
+    path = os.path.realpath(os.fspath(path))
     folder, base = os.path.split(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".part", dir=folder)
     try:

@@ -73,20 +73,30 @@ def input_problem(path: str) -> str | None:
     return None
 
 
-def check_output_path(path: str, *, create_folders: bool = False) -> None:
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
+def check_output_path(path: str, *, create_folders: bool = False, source: str | None = None) -> None:
     """Fail before any work when no file can be written at ``path``.
 
     Raises :class:`~preflight.errors.OutputFileError` when ``path`` is empty or a folder, an existing
     file there cannot be overwritten, or its folder does not exist (with ``create_folders``, the
     folders that are missing will be created, so the nearest existing one is checked instead) or is
-    not a writable folder. Write errors that only show up later are turned into the same error by
-    :func:`output_error`.
+    not a writable folder, or it is the file ``source`` (the input would be lost). Write errors that
+    only show up later are turned into the same error by :func:`output_error`.
     """
     if not path:
         raise OutputFileError("the output path is empty")
     if os.path.isdir(path):
         raise OutputFileError(f"cannot write {path}: it is a folder; give a file name")
     if os.path.exists(path):
+        if source is not None and _same_file(path, source):
+            raise OutputFileError(f"cannot write {path}: it is the input photo; give another name (the original "
+                                  "stays untouched)")
         if not os.access(path, os.W_OK):
             raise OutputFileError(f"cannot write {path}: no permission to overwrite it")
         return

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"preflight: {problem}", file=sys.stderr)
         return EXIT_USAGE
     policy = load_policy(args.policy)
-    check_output_path(args.output)  # before any work: a folder, a missing folder, no permission...
+    check_output_path(args.output, source=args.input)  # before any work: a folder, a missing folder, no permission...
     fmt = picture_format(args.output)  # ... an extension Pillow cannot write
     with Gate(policy) as gate:
         report = gate.check(args.input)

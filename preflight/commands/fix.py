@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"preflight: {problem}", file=sys.stderr)
         return EXIT_USAGE
     policy = load_policy(args.policy)
-    check_output_path(args.output)  # before any work: a missing folder, a folder as output...
+    check_output_path(args.output, source=args.input)  # before any work: a missing folder, a folder as output...
     # ... and a name whose extension contradicts every format the repair can write: a WebP becomes a
     # JPEG, so out.png or out.webp is refused now; a PNG may stay PNG or become JPEG, so out.png is
     # only refused (by save, before writing anything) once the work shows it had to be re-encoded

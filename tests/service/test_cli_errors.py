@@ -169,6 +169,36 @@ def test_annotate_and_fix_leave_no_partial_file(tmp_path: Path, photo: Path, cap
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "f.jpg"]
 
 
+@pytest.mark.parametrize("command", ["annotate", "fix"])
+def test_annotate_and_fix_refuse_to_overwrite_their_input(tmp_path: Path, photo: Path, command: str,
+                                                          capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    original = tmp_path / "in.jpg"
+    shutil.copy(photo, original)
+    (tmp_path / "link.jpg").symlink_to(original)
+    monkeypatch.chdir(tmp_path)
+    work = {"annotate": "preflight.commands.annotate.Gate", "fix": "preflight.commands.fix.conform"}[command]
+    monkeypatch.setattr(work, _must_not_run(work))
+    for output in (str(original), "./in.jpg", "link.jpg"):  # the same file, however it is named
+        assert main([command, "in.jpg", "-o", output, *DOC]) == 2
+        _one_error_line(capsys.readouterr().err, f"cannot write {output}: it is the input photo")
+    assert original.read_bytes() == photo.read_bytes()
+
+
+def test_an_output_that_is_a_symlink_is_written_through(tmp_path: Path, photo: Path) -> None:
+    from PIL import Image
+
+    for command, name in ((["annotate"], "a.png"), (["fix"], "f.jpg")):
+        target = tmp_path / f"target-{name}"
+        target.write_bytes(b"previous")
+        link = tmp_path / name
+        link.symlink_to(target)
+        assert main([*command, str(photo), "-o", str(link), *DOC]) == 0
+        assert link.is_symlink() and os.readlink(link) == str(target)  # the link is kept...
+        with Image.open(target) as picture:  # ... and what it points to replaced
+            assert picture.format == ("PNG" if name.endswith(".png") else "JPEG")
+
+
 # -- screen --out --------------------------------------------------------------------------------
 
 def test_screen_corrupt_output_exits_2_and_is_left_alone(tmp_path: Path, photo: Path,
