@@ -6,7 +6,9 @@ A pure ASGI middleware, so that it acts on the raw byte stream:
 * a body without a length (chunked) is counted while it is read and answered 413 once it passes the limit;
 * a request for a busy endpoint is answered 503 with ``Retry-After`` before its body is read, so that
   at most ``limit`` bodies per endpoint group are ever held in memory (no unbounded queue);
-* a body that stops arriving is answered 408 after ``body_timeout`` seconds.
+* a body that stops arriving (nothing for ``body_timeout`` seconds) is answered 408, and so is one
+  still trickling in after ``TOTAL_BODY_FACTOR`` times that (a slow-loris client would otherwise hold
+  one of the few slots for as long as it likes); a slow but steady upload is never cut before that.
 
 The body is then handed to the app in one piece (it has to be in memory for the check anyway).
 Before an early 413/503, a bounded amount of the unread body is drained so that clients that send
@@ -31,6 +33,13 @@ from ._locale import resolve_locale
 
 #: Give up draining an unwanted body after this many seconds (a lingering close, as nginx does).
 DRAIN_SECONDS = 2.0
+#: A whole body may take this many times ``body_timeout`` (300 s by default: 2 MB at 7 kB/s).
+TOTAL_BODY_FACTOR = 10
+
+
+class _Stalled(Exception):
+    def __init__(self, message: str) -> None:
+        self.message = message
 
 
 class Limiter:
@@ -130,9 +139,8 @@ class UploadGuard:
                 await self._drain(receive, None)
                 await _send_json(send, 413, self._too_large_body(scope, exc.received), close=True)
                 return
-            except TimeoutError:
-                body = {"error": "upload_timeout", "message": f"The upload stalled for {self.body_timeout:g} s."}
-                await _send_json(send, 408, body, close=True)
+            except _Stalled as exc:
+                await _send_json(send, 408, {"error": "upload_timeout", "message": exc.message}, close=True)
                 return
             except _Disconnected:
                 return
@@ -144,10 +152,18 @@ class UploadGuard:
     async def _read_body(self, receive: Receive) -> bytes:
         chunks: list[bytes] = []
         size = 0
-        deadline = time.monotonic() + self.body_timeout
+        total = self.body_timeout * TOTAL_BODY_FACTOR
+        deadline = time.monotonic() + total
         while True:
-            with anyio.fail_after(max(0.0, deadline - time.monotonic())):
-                message = await receive()
+            left = deadline - time.monotonic()
+            try:
+                with anyio.fail_after(max(0.0, min(self.body_timeout, left))):
+                    message = await receive()
+            except TimeoutError:
+                if left <= self.body_timeout:
+                    raise _Stalled(f"The upload took longer than {total:g} s ({size} bytes received).") from None
+                raise _Stalled(f"The upload stalled: nothing arrived for {self.body_timeout:g} s "
+                               f"({size} bytes received).") from None
             if message["type"] == "http.disconnect":
                 raise _Disconnected
             chunk = message.get("body", b"")

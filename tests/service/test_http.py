@@ -344,22 +344,56 @@ def test_parallel_requests_against_a_tiny_limit(http: requests.Session, gate: pr
     assert 200 in statuses
 
 
+def _trickle(url: str, body: bytes, pieces: int, pause: float, content_type: str,
+             length: int | None = None) -> tuple[int, dict[str, Any]]:
+    """POST ``body`` over a raw socket in ``pieces`` parts, ``pause`` seconds apart; the status and JSON answer."""
+    port = int(url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(f"POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
+                     f"Content-Length: {length or len(body)}\r\nConnection: close\r\n\r\n".encode())
+        step = -(-len(body) // pieces)
+        try:
+            for i in range(0, len(body), step):
+                sock.sendall(body[i : i + step])
+                time.sleep(pause)
+        except OSError:  # the server answered and closed while we were still sending
+            pass
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(payload)
+
+
 def test_stalled_upload_is_408(file_gate: preflight.Gate) -> None:
     with serve_app(create_app(gate=file_gate, body_timeout=0.5)) as url:
-        port = int(url.rsplit(":", 1)[1])
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            sock.sendall(
-                b"POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=q\r\n"
-                b"Content-Length: 1000\r\n\r\n--q\r\n"
-            )
-            sock.settimeout(10)
-            answer = b""
-            while b"\r\n\r\n" not in answer:
-                chunk = sock.recv(4096)
-                if not chunk:
-                    break
-                answer += chunk
-    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        started = time.monotonic()
+        status, answer = _trickle(url, b"--q\r\n", 1, 0.0, "multipart/form-data; boundary=q", length=1000)
+    assert status == 408 and answer["error"] == "upload_timeout"
+    assert answer["message"] == "The upload stalled: nothing arrived for 0.5 s (5 bytes received)."
+    assert time.monotonic() - started < 5
+
+
+def test_a_slow_but_steady_upload_is_not_cut(file_gate: preflight.Gate, samples: Path) -> None:
+    # 30 s without a byte is a stall; a phone on a poor link that keeps sending is not one
+    prepared = requests.Request("POST", "http://x/v1/check", files={
+        "image": ("photo.jpg", (samples / "biden.jpg").read_bytes(), "image/jpeg")}).prepare()
+    assert isinstance(prepared.body, bytes)
+    with serve_app(create_app(gate=file_gate, body_timeout=0.5)) as url:
+        started = time.monotonic()
+        status, answer = _trickle(url, prepared.body, 8, 0.25, prepared.headers["Content-Type"])
+        took = time.monotonic() - started
+    assert took > 1.5  # three times the idle limit...
+    assert status == 200 and answer["passed"] is True  # ... and the photo was checked
+
+
+def test_an_upload_that_trickles_forever_is_cut_at_the_total_limit(file_gate: preflight.Gate) -> None:
+    with serve_app(create_app(gate=file_gate, body_timeout=0.2)) as url:  # 10 x 0.2 = 2 s in all
+        started = time.monotonic()
+        status, answer = _trickle(url, b"x" * 60, 60, 0.1, "multipart/form-data; boundary=q")
+        took = time.monotonic() - started
+    assert status == 408 and answer["message"].startswith("The upload took longer than 2 s (")
+    assert 1.8 < took < 5
 
 
 def test_create_app_rejects_nonsense_limits() -> None:
