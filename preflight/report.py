@@ -26,7 +26,9 @@ def printable(text: str) -> str:
     A file name that is not valid UTF-8 reaches Python with its odd bytes kept as lone surrogates
     (``os.fsdecode``), which no UTF-8 file, Parquet string or JSON decoder elsewhere accepts; they are
     written as ``\xNN`` escapes instead (``caf\xe9.jpg``), as Python itself shows such names.
-    Screening compares sources in this form when it resumes.
+    Screening compares sources in this form when it resumes. Keeping valid names unchanged has one
+    price: a name that literally contains ``\xe9`` reads the same as the Latin-1 one, so in a folder
+    holding both, a run interrupted after checking one of them skips the other when resumed.
     """
     try:
         text.encode("utf-8")
