@@ -8,6 +8,7 @@ the rest of the CLI works without it. Each worker process builds the app with
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from typing import Any
@@ -65,8 +66,9 @@ def run(args: argparse.Namespace) -> int:
         problems.append(f"--port must be 0..65535, got {args.port}")
     if args.workers < 1:
         problems.append(f"--workers must be at least 1, got {args.workers}")
-    if not args.max_upload_mb > 0:
-        problems.append(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
+    if not (math.isfinite(args.max_upload_mb) and args.max_upload_mb * 1_000_000 >= 1):
+        problems.append(f"--max-upload-mb must be a finite number of at least 0.000001 (1 byte), "
+                        f"got {args.max_upload_mb:g}")
     if args.max_concurrency < 1 or args.max_submit_concurrency < 1:
         problems.append("--max-concurrency and --max-submit-concurrency must be at least 1")
     if problems:

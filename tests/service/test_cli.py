@@ -117,7 +117,9 @@ def test_serve_stops_cleanly_on_sigint(served: tuple[subprocess.Popen[bytes], st
     [
         (["--policy", "no_such_preset"], "unknown policy preset"),
         (["--workers", "0"], "--workers must be at least 1"),
-        (["--max-upload-mb", "0"], "--max-upload-mb must be positive"),
+        (["--max-upload-mb", "0"], "--max-upload-mb must be a finite number of at least 0.000001"),
+        (["--max-upload-mb", "0.0000001"], "(1 byte), got 1e-07"),  # 0 bytes once rounded: was a traceback
+        (["--max-upload-mb", "inf"], "(1 byte), got inf"),  # was an OverflowError traceback
         (["--port", "70000"], "--port must be 0..65535"),
     ],
 )
