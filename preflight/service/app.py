@@ -400,11 +400,12 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
         ["image"],
     )
 
-    @app.get("/", include_in_schema=False)
+    # HEAD as well as GET: load balancers and uptime monitors probe with HEAD
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def index() -> Response:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html", headers=_PAGE_HEADERS)
 
-    @app.get("/healthz", summary="Liveness and readiness of this worker process")
+    @app.api_route("/healthz", methods=["GET", "HEAD"], summary="Liveness and readiness of this worker process")
     async def healthz() -> dict[str, Any]:
         uptime = None if state.started_at is None else round(time.monotonic() - state.started_at, 1)
         return {

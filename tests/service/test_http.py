@@ -202,6 +202,13 @@ def test_unknown_paths_and_methods_are_json(http: requests.Session, base_url: st
     assert (r.status_code, assert_json(r)["error"]) == (405, "method_not_allowed")
 
 
+def test_head_is_answered_where_get_is(http: requests.Session, base_url: str) -> None:
+    for path in ("/", "/healthz", "/static/app.js"):
+        get, head = http.get(f"{base_url}{path}", timeout=10), http.head(f"{base_url}{path}", timeout=10)
+        assert get.status_code == head.status_code == 200, path
+        assert head.headers["content-type"] == get.headers["content-type"] and head.content == b""
+
+
 def test_image_bytes_are_never_logged(
     http: requests.Session, base_url: str, samples: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
