@@ -95,11 +95,28 @@ def _nginx_page(status: int, reason: str) -> str:
 
 
 _REASONS = {
+    400: "Bad Request",
     413: "Request Entity Too Large",
     502: "Bad Gateway",
     503: "Service Temporarily Unavailable",
     504: "Gateway Time-out",
 }
+
+
+def _allow(method: str) -> str:
+    """The Allow header of a DRF view (Django adds HEAD to views that have GET)."""
+    return "GET, HEAD, OPTIONS" if method == "GET" else f"{method}, OPTIONS"
+
+
+def _options_metadata(route: str, service: str | None) -> dict[str, Any]:
+    """DRF's SimpleMetadata for an OPTIONS request (the view names are inferred, not documented)."""
+    names = {"obtain": "Token Obtain Pair", "refresh": "Token Refresh", "task": "Task"}
+    return {
+        "name": names.get(route) or f"{(service or 'service').replace('_', ' ').title()} Service",
+        "description": "",
+        "renders": ["application/json"],
+        "parses": ["application/json", "application/x-www-form-urlencoded", "multipart/form-data"],
+    }
 
 
 def html_page(status: int) -> str:
@@ -654,9 +671,13 @@ class Sandbox:
             location = self.origin + split.path + "/" + (f"?{split.query}" if split.query else "")
             return _Response(301, b"", [("Location", location), ("Content-Type", "text/html; charset=utf-8")])
         allowed = "GET" if route == "task" else "POST"
-        if method != allowed:
+        if method == "OPTIONS":
+            # DRF's SimpleMetadata answer, after the same authentication as the view's other methods
+            denied = None if route in ("obtain", "refresh") else self._authenticate(headers)
+            return denied or _Response.json(200, _options_metadata(route, service), [("Allow", _allow(allowed))])
+        if method != allowed and not (method == "HEAD" and allowed == "GET"):  # Django answers HEAD as GET
             return _Response.json(
-                405, {"detail": f'Method "{method}" not allowed.'}, [("Allow", f"{allowed}, OPTIONS")]
+                405, {"detail": f'Method "{method}" not allowed.'}, [("Allow", _allow(allowed))]
             )
         if route == "obtain":
             return self._obtain(headers, body)
@@ -1081,38 +1102,69 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._handle("DELETE")
 
+    def do_HEAD(self) -> None:
+        self._handle("HEAD")
+
+    def do_OPTIONS(self) -> None:
+        self._handle("OPTIONS")
+
     def log_message(self, format: str, *args: Any) -> None:
         # Request line and status only; never headers or bodies.
         log.debug("sandbox: " + format, *args)
 
-    def _read_body(self) -> bytes | None:
+    def _read_body(self) -> bytes | int:
+        """The request body, or the status of nginx's refusal (400 malformed framing, 413 too large).
+
+        After a refusal the connection is closed, since the rest of the body cannot be told from the next
+        request.
+        """
+        limit = self.server.sandbox.max_body_bytes
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             chunks: list[bytes] = []
+            received = 0
             while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                try:
+                    size = int(self.rfile.readline(1024).split(b";")[0].strip(), 16)
+                except ValueError:
+                    self.close_connection = True
+                    return 400
+                if size < 0:
+                    self.close_connection = True
+                    return 400
                 if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    while self.rfile.readline(65536) not in (b"\r\n", b"\n", b""):
                         pass
                     return b"".join(chunks)
+                received += size
+                if received > limit:  # counted as it comes, like a declared length
+                    self.close_connection = True
+                    return 413
                 chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > self.server.sandbox.max_body_bytes:
+                self.rfile.readline(1024)
+        raw = self.headers.get("Content-Length")
+        try:
+            length = int(raw) if raw is not None else 0
+        except ValueError:
+            length = -1
+        if length < 0 or (raw is not None and not raw.strip().isdigit()):
+            self.close_connection = True
+            return 400
+        if length > limit:
             remaining = length
             while remaining > 0:
                 got = self.rfile.read(min(remaining, 1 << 16))
                 if not got:
                     break
                 remaining -= len(got)
-            return None
+            return 413
         return self.rfile.read(length) if length else b""
 
     def _handle(self, method: str) -> None:
         sandbox = self.server.sandbox
         body = self._read_body()
         path = urlsplit(self.path).path
-        if body is None:
-            self._write(_Response.html(413))
+        if isinstance(body, int):
+            self._write(_Response.html(body))
             return
         # Header names are case-insensitive: normalise them once ("content-type" -> "Content-Type").
         headers = {k.title(): v for k, v in self.headers.items()}
@@ -1148,8 +1200,11 @@ class _Handler(BaseHTTPRequestHandler):
             for name, value in response.headers:
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(response.body)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
             self.end_headers()
-            self.wfile.write(response.body)
+            if self.command != "HEAD":
+                self.wfile.write(response.body)
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True

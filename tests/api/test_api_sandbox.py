@@ -150,6 +150,52 @@ def test_oversized_body_is_an_html_413(http: requests.Session) -> None:
         assert response.status_code == 413 and "nginx" in response.text
 
 
+def _raw(sb: Sandbox, request: bytes) -> bytes:
+    """Send bytes as they are (no client would send these) and read until the server closes."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", sb.port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_chunked_body_over_the_limit_is_an_html_413() -> None:
+    # without a length the body is counted as it comes (it used to be read whole, whatever its size)
+    with Sandbox(max_body_bytes=1000) as sb:
+        response = requests.post(sb.url("accounts/token/obtain/"), data=iter([b"0" * 800] * 50),
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert response.status_code == 413 and "nginx" in response.text
+        small = requests.post(sb.url("accounts/token/obtain/"), data=iter([b"username=sandbox&", b"password=x"]),
+                              headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert small.status_code == 401  # a chunked body within the limit is read
+
+
+@pytest.mark.parametrize("framing", [b"Content-Length: abc\r\n", b"Content-Length: -5\r\n",
+                                     b"Transfer-Encoding: chunked\r\n\r\nzz"])
+def test_malformed_framing_is_an_html_400_and_a_close(framing: bytes) -> None:
+    with Sandbox() as sb:
+        path = "/api/v3/accounts/token/obtain/"
+        answer = _raw(sb, f"POST {path} HTTP/1.1\r\nHost: x\r\n".encode() + framing + b"\r\n")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and b"Connection: close" in head and b"nginx" in body
+
+
+def test_options_and_head_as_drf_answers_them(sandbox: Sandbox, http: requests.Session,
+                                              auth: dict[str, str]) -> None:
+    service = sandbox.url("services/face_liveness/")
+    assert http.options(service).status_code == 401  # authenticated like the view's other methods
+    options = http.options(service, headers=auth)
+    assert options.status_code == 200 and options.headers["Allow"] == "POST, OPTIONS"
+    assert "multipart/form-data" in options.json()["parses"]
+    assert http.options(sandbox.url("accounts/token/obtain/")).status_code == 200
+    task = http.head(sandbox.url("services/task/?id=nope"), headers=auth)
+    assert task.status_code == 404 and task.content == b""  # GET's status, no body
+    assert http.head(service, headers=auth).status_code == 405
+
+
 def test_refresh_rotation_over_http(sandbox: Sandbox, http: requests.Session) -> None:
     pair = http.post(
         sandbox.url("accounts/token/obtain/"), files=form(username="sandbox", password="sandbox-password")
