@@ -253,6 +253,16 @@ def _split_envelope(raw: Mapping[str, Any]) -> tuple[int | None, str | None, int
     return record, status_text, http_status, data
 
 
+def _bare_message(raw: Mapping[str, Any]) -> str | None:
+    """A string where the result map should be (``"result": "Bad POST"``, or its ``data``), if any."""
+    result = raw.get("result")
+    if isinstance(result, Mapping):
+        result = result.get("data")
+    if isinstance(result, str) and result.strip():
+        return result.strip()[:200]
+    return None
+
+
 def _collect_issues(data: Mapping[str, Any], service: str | None) -> dict[str, dict[str, str]]:
     """Merge the ``issues`` map with ``error_code``/``error`` found next to or inside each check."""
     issues: dict[str, dict[str, str]] = {}
@@ -339,6 +349,10 @@ class TaskResult:
         """Parse a task GET body; never raises on odd shapes (the raw JSON is kept)."""
         mapping: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
         record_id, status, http_status, data = _split_envelope(mapping)
+        issues = _collect_issues(data, service)
+        text = _bare_message(mapping)
+        if text:  # the legacy "Bad POST" (a documented error code) arrives as a bare string, not a map
+            issues.setdefault(service or "task", {}).setdefault(text, text)
         return cls(
             task_id=task_id,
             record_id=record_id,
@@ -347,7 +361,7 @@ class TaskResult:
             data=data,
             raw=raw,
             service=service,
-            issues=_collect_issues(data, service),
+            issues=issues,
             verdicts=_collect_verdicts(data),
         )
 

@@ -194,6 +194,13 @@ class TestDocumentedSamples:
         raw["result"]["data"]["document"]["is_expired"] = True
         assert parse(raw).verdicts["document"] is False
 
+    @pytest.mark.parametrize("result", ["Bad POST", {"status": 400, "data": "Bad POST"}])
+    def test_legacy_bad_post_string_is_a_failed_verdict(self, result: object) -> None:
+        # documented among the error codes; it comes as a bare string where the result map would be
+        r = parse({"id": 7, "status": "SUCCESS", "result": result}, service="face_liveness")
+        assert r.passed is False and r.error_codes == {"Bad POST"}
+        assert r.issues == {"face_liveness": {"Bad POST": "Bad POST"}}
+
     def test_odd_shapes_never_raise(self) -> None:
         for raw in (
             None,
