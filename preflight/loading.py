@@ -272,9 +272,7 @@ def _load_encoded(data: bytes, name: str | None, policy: Policy) -> LoadedImage:
     if header is None:
         return _unreadable(img, f"the {fmt} header is corrupt")
 
-    pil: Image.Image | None = None
-    if fmt in ("JPEG", "PNG") or fmt not in policy.allowed_formats:
-        pil = _pillow_open(data)
+    pil = _pillow_open(data)  # header only; the pixels are decoded below, within the limits
     orientation = 1
     if pil is not None:
         img.mode = pil.mode

@@ -152,6 +152,17 @@ def test_unsupported_formats_are_judged_by_bytes(file_gate, tmp_path, fmt, name)
     assert "pixels" not in report.not_checked
 
 
+@pytest.mark.parametrize("fmt", ["WEBP", "BMP", "TIFF", "GIF"])
+def test_a_format_the_policy_allows_is_read(file_gate, fmt):
+    # a policy for another API may accept WebP: such files used to fail as FAILED_TO_READ_IMAGE
+    import dataclasses
+
+    policy = dataclasses.replace(file_gate.policy, allowed_formats=("JPEG", "PNG", fmt))
+    report = file_gate.check(encode(gradient(600, 600), fmt), policy=policy)
+    assert report.measurements.format == fmt and report.passed, report.issues
+    assert "pixels" not in report.not_checked
+
+
 def test_jpg_that_is_a_png_is_fine(file_gate, tmp_path):
     path = tmp_path / "photo.jpg"
     path.write_bytes(encode(gradient(600, 600), "PNG"))
