@@ -405,7 +405,8 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
     async def index() -> Response:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html", headers=_PAGE_HEADERS)
 
-    @app.api_route("/healthz", methods=["GET", "HEAD"], summary="Liveness and readiness of this worker process")
+    @app.api_route("/healthz", methods=["HEAD"], include_in_schema=False)  # one operation in the OpenAPI document
+    @app.get("/healthz", summary="Liveness and readiness of this worker process")
     async def healthz() -> dict[str, Any]:
         uptime = None if state.started_at is None else round(time.monotonic() - state.started_at, 1)
         return {
