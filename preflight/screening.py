@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-import functools
-import glob
 import itertools
 import multiprocessing
 import multiprocessing.util
 import os
 import signal
+import stat
 import sys
 import threading
 import time
@@ -84,8 +83,8 @@ def find_images(*paths: str | os.PathLike[str], extensions: Iterable[str] = IMAG
     Directories and glob matches keep files whose extension is in ``extensions``; a file named
     explicitly is kept whatever its name. Paths keep the form given (relative stays relative),
     each directory's files sorted, duplicates dropped. Names starting with a dot are left out unless
-    named (a glob like ``.*.jpg`` names them). Symlinked folders are followed, each folder once (a
-    link back up the tree is not a loop, a second link to a folder not a duplicate).
+    named (a glob like ``.*.jpg`` names them). Symlinked folders are followed: a link back up the
+    tree is not a loop, and a photo reached under two names (a folder linked twice) is listed once.
 
     Raises:
         SourceNotFoundError: an argument is neither a file, a directory nor a glob that matches.
@@ -110,93 +109,152 @@ def find_images(*paths: str | os.PathLike[str], extensions: Iterable[str] = IMAG
     return list(dict.fromkeys(found))
 
 
-def _walk(top: str, exts: set[str], seen: set[tuple[int, int]],
-          keep: Callable[[list[str]], bool] | None = None, hidden: bool = False) -> list[str]:
-    """Files under ``top`` with an image extension (and, given ``keep``, a path below ``top`` it accepts).
+def _walk(top: str, exts: set[str], seen: set[tuple[int, int]]) -> list[str]:
+    """Files under ``top`` with an image extension.
 
     Folders are listed once each, symlinks followed; a folder that cannot be listed raises. Hidden
-    files and folders are left out (``.cache/``, macOS's ``._photo.jpg`` companions) unless ``hidden``.
+    files and folders are left out (``.cache/``, macOS's ``._photo.jpg`` companions).
     """
     def fail(error: OSError) -> None:
-        raise SourceReadError(f"cannot list the folder {error.filename or top}: {error.strerror or error}") from error
+        raise _cannot_list(error.filename or top, error) from error
 
     out: list[str] = []
     if not _first_visit(top, seen):
         return out
     for root, dirs, files in os.walk(top, onerror=fail, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if (hidden or not d.startswith("."))
-                         and _first_visit(os.path.join(root, d), seen))
-        rel = [] if root == top else os.path.relpath(root, top).split(os.sep)
-        out += [
-            os.path.join(root, f) for f in sorted(files)
-            if (hidden or not f.startswith(".")) and os.path.splitext(f)[1].lower() in exts
-            and (keep is None or keep([*rel, f]))
-        ]
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and _first_visit(os.path.join(root, d), seen))
+        out += [os.path.join(root, f) for f in sorted(files)
+                if not f.startswith(".") and os.path.splitext(f)[1].lower() in exts]
     return out
 
 
-def _first_visit(folder: str, seen: set[tuple[int, int]]) -> bool:
+def _cannot_list(folder: str, error: OSError) -> SourceReadError:
+    return SourceReadError(f"cannot list the folder {folder}: {error.strerror or error}")
+
+
+def _identity(path: str) -> tuple[int, int] | None:
     try:
-        st = os.stat(folder)
+        st = os.stat(path)
     except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _first_visit(folder: str, seen: set[tuple[int, int]]) -> bool:
+    key = _identity(folder)
+    if key is None:
         return True  # let os.walk report it
-    key = (st.st_dev, st.st_ino)
     if key in seen:
         return False
     seen.add(key)
     return True
 
 
+#: How often ``**`` may enter one folder under different names (symlinks): bounds the work on link mazes.
+MAX_NAMES_PER_FOLDER = 4
+
+
 def _glob(pattern: str, exts: set[str], seen: set[tuple[int, int]]) -> list[str]:
-    """Like ``glob.glob(pattern, recursive=True)``, but ``**`` lists each folder once (no symlink loops),
-    an unreadable folder raises, and matched folders contribute the images under them."""
-    parts = pattern.rstrip(os.sep).split(os.sep)
-    if "**" not in parts:
-        found: list[str] = []
-        for match in sorted(glob.glob(pattern)):
-            if os.path.isdir(match):
-                found += _walk(match, exts, seen)
-            elif os.path.isfile(match) and os.path.splitext(match)[1].lower() in exts:
-                found.append(match)
-        return found
-    i = parts.index("**")
-    head, rest = os.sep.join(parts[:i]), parts[i:]
-    bases = sorted(glob.glob(head)) if head else ["/" if i == 1 else ""]
-    found = []
-    for base in bases:
-        if not os.path.isdir(base or "."):
-            continue
-        top = base or "."
-        files = _walk(top, exts, seen, keep=functools.partial(_glob_keeps, rest),
-                      hidden=any(part.startswith(".") for part in rest))
-        found += [f[2:] if not base and f.startswith("." + os.sep) else f for f in files]
+    """``glob.glob(pattern, recursive=True)``, component by component, with three differences: a folder
+    that cannot be listed raises, ``**`` never loops through symlinks, and matched folders contribute
+    the images under them (hidden names left out, as by ``**``)."""
+    dirs_only = pattern.endswith(os.sep)
+    base = os.sep if pattern.startswith(os.sep) else ""
+    parts = [part for part in pattern.split(os.sep) if part]
+    found: list[str] = []
+    # a file reached under two names (a folder linked twice) counts once; the files' identities are
+    # only gathered (one stat each) once a symlinked folder has been entered
+    files: set[tuple[int, int] | None] | None = None
+    for match, kind, via_link in _expand(base, parts, frozenset(), Counter(), False):
+        if kind is None:  # a name given plainly: not listed, so not known yet
+            try:
+                mode = os.stat(match or os.curdir).st_mode
+            except OSError:
+                continue
+            kind = "dir" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else "other"
+        if kind == "dir":
+            if match:
+                below = _walk(match, exts, seen)
+            else:  # the current folder (``**``): its paths stay relative, as glob gives them
+                below = [os.path.relpath(path) for path in _walk(os.curdir, exts, seen)]
+            found += below
+            if files is not None:
+                files |= {_identity(path) for path in below}
+        elif kind == "file" and not dirs_only and os.path.splitext(match)[1].lower() in exts:
+            if files is None and via_link:
+                files = {_identity(path) for path in found}
+            if files is not None:
+                key = _identity(match)
+                if key is None or key in files:
+                    continue
+                files.add(key)
+            found.append(match)
     return found
 
 
-def _glob_keeps(pattern: list[str], names: list[str]) -> bool:
-    """A file is kept when its path matches, or the path of a folder it is in (``dir/**``) and
-    nothing between that folder and the file is hidden (as when that folder is named)."""
-    if _match(pattern, names):
-        return True
-    return any(_match(pattern, names[:k]) and not any(n.startswith(".") for n in names[k:])
-               for k in range(len(names)))
+#: A match: its path, "dir", "file", "other" or None (not known yet), and whether a symlinked folder led to it.
+_Match = tuple[str, "str | None", bool]
 
 
-def _match(pattern: list[str], names: list[str]) -> bool:
-    """Path components against glob components; ``**`` is any number of folders. As in :mod:`glob`,
-    wildcards do not match names that start with a dot unless the pattern does."""
-    if not pattern:
-        return not names
-    first = pattern[0]
-    if first == "**":
-        return any(_match(pattern[1:], names[k:]) for k in range(len(names) + 1)
-                   if not any(n.startswith(".") for n in names[:k]))
-    if not names:
-        return False
-    name = names[0]
-    if name.startswith(".") and not first.startswith("."):
-        return False
-    return fnmatch.fnmatchcase(name, first) and _match(pattern[1:], names[1:])
+def _expand(base: str, parts: list[str], chain: frozenset[tuple[int, int]],
+            entered: Counter[tuple[int, int]], via_link: bool) -> Iterator[_Match]:
+    """Paths below ``base`` matching the glob components ``parts`` (``**``: any number of folders).
+
+    ``chain`` holds the folders ``**`` is inside (a link back to one is a loop); ``entered`` counts
+    the names under which ``**`` entered each folder.
+    """
+    if not parts:
+        yield base, ("dir" if base == "" else None), via_link
+        return
+    part, rest = parts[0], parts[1:]
+    if part == "**":
+        here = _identity(base or os.curdir)
+        inside = chain if here is None else chain | {here}
+        yield from _expand(base, rest, inside, entered, via_link)
+        for name, kind, is_link in _list(base):
+            if kind != "dir" or name.startswith("."):
+                continue
+            child = os.path.join(base, name)
+            key = _identity(child)
+            if key is None or key in inside:
+                continue
+            entered[key] += 1
+            if entered[key] <= MAX_NAMES_PER_FOLDER:
+                yield from _expand(child, parts, inside, entered, via_link or is_link)
+        return
+    if not any(ch in part for ch in "*?["):  # a plain name (also . and ..): no listing needed
+        child = os.path.join(base, part)
+        if rest and os.path.isdir(child):
+            yield from _expand(child, rest, chain, entered, via_link or os.path.islink(child))
+        elif not rest and os.path.lexists(child):
+            yield child, None, via_link
+        return
+    for name, kind, is_link in _list(base):
+        if (not name.startswith(".") or part.startswith(".")) and fnmatch.fnmatchcase(name, part):
+            child = os.path.join(base, name)
+            if not rest:
+                yield child, kind, via_link
+            elif kind == "dir":
+                yield from _expand(child, rest, chain, entered, via_link or is_link)
+
+
+def _list(folder: str) -> list[tuple[str, str, bool]]:
+    """The sorted ``(name, "dir", "file" or "other" (links followed), is a symlink)`` in ``folder``;
+    none if it is not a folder, SourceReadError if it cannot be read."""
+    def kind(entry: os.DirEntry[str]) -> tuple[str, str, bool]:
+        try:  # from the folder listing itself: no stat, except for symlinks
+            what = "dir" if entry.is_dir() else "file" if entry.is_file() else "other"
+            return entry.name, what, entry.is_symlink()
+        except OSError:
+            return entry.name, "other", False
+
+    try:
+        with os.scandir(folder or os.curdir) as entries:
+            return sorted(kind(entry) for entry in entries)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as exc:
+        raise _cannot_list(folder or os.curdir, exc) from exc
 
 
 def default_workers() -> int:
