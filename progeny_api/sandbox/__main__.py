@@ -34,6 +34,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--watchlist", action="append", default=[], help="a full name background checks match"
     )
+    parser.add_argument(
+        "--max-body-bytes", type=int, default=None, metavar="N",
+        help="larger request bodies get nginx's 413 (default: the Sandbox default, 20 MiB)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request line")
     args = parser.parse_args(argv)
 
@@ -50,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         judge=args.judge,
         watchlist=args.watchlist,
         max_records=100,
+        **({} if args.max_body_bytes is None else {"max_body_bytes": args.max_body_bytes}),
     )
     sandbox.start()
     print(f"Progeny sandbox: {sandbox.base_url}", flush=True)

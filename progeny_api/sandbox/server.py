@@ -96,11 +96,17 @@ def _nginx_page(status: int, reason: str) -> str:
 
 _REASONS = {
     400: "Bad Request",
+    408: "Request Time-out",
     413: "Request Entity Too Large",
+    501: "Not Implemented",
     502: "Bad Gateway",
     503: "Service Temporarily Unavailable",
     504: "Gateway Time-out",
 }
+
+
+_DIGITS = re.compile(r"[0-9]+")
+_HEX = re.compile(rb"[0-9A-Fa-f]+")
 
 
 def _allow(method: str) -> str:
@@ -1112,52 +1118,89 @@ class _Handler(BaseHTTPRequestHandler):
         # Request line and status only; never headers or bodies.
         log.debug("sandbox: " + format, *args)
 
+    def _declared_length(self) -> int | None:
+        """The Content-Length, None when there is none; -1 when nginx would refuse it (400)."""
+        values = self.headers.get_all("Content-Length") or []
+        if not values:
+            return None
+        if len({v.strip() for v in values}) != 1 or not _DIGITS.fullmatch(values[0].strip()):
+            return -1  # two different lengths, a sign, hex, spaces inside: request smuggling material
+        return int(values[0].strip())
+
+    def handle_expect_100(self) -> bool:
+        """Refuse a body that is too large before the client sends it (nginx does the same)."""
+        declared = self._declared_length()
+        if declared is not None and declared > self.server.sandbox.max_body_bytes:
+            self.close_connection = True
+            self._write(_Response.html(413))
+            return False
+        return super().handle_expect_100()
+
     def _read_body(self) -> bytes | int:
-        """The request body, or the status of nginx's refusal (400 malformed framing, 413 too large).
+        """The request body, or the status of nginx's refusal: 400 malformed framing, 408 a body that
+        stopped arriving, 413 too large, 501 a transfer coding other than chunked.
 
         After a refusal the connection is closed, since the rest of the body cannot be told from the next
         request.
         """
         limit = self.server.sandbox.max_body_bytes
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks: list[bytes] = []
-            received = 0
-            while True:
-                try:
-                    size = int(self.rfile.readline(1024).split(b";")[0].strip(), 16)
-                except ValueError:
-                    self.close_connection = True
-                    return 400
-                if size < 0:
-                    self.close_connection = True
-                    return 400
-                if size == 0:
-                    while self.rfile.readline(65536) not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                received += size
-                if received > limit:  # counted as it comes, like a declared length
-                    self.close_connection = True
-                    return 413
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline(1024)
-        raw = self.headers.get("Content-Length")
+        coding = self.headers.get("Transfer-Encoding")
+        declared = self._declared_length()
         try:
-            length = int(raw) if raw is not None else 0
-        except ValueError:
-            length = -1
-        if length < 0 or (raw is not None and not raw.strip().isdigit()):
-            self.close_connection = True
-            return 400
-        if length > limit:
-            remaining = length
-            while remaining > 0:
-                got = self.rfile.read(min(remaining, 1 << 16))
+            if coding is not None:
+                if coding.strip().lower() != "chunked":
+                    return self._refuse(501)
+                if declared is not None:  # both: nginx >= 1.21.1 refuses the request
+                    return self._refuse(400)
+                return self._read_chunked(limit)
+            if declared == -1:
+                return self._refuse(400)
+            if declared is None or declared == 0:
+                return b""
+            if declared > limit:
+                return self._refuse(413)  # answered at once; the body is drained afterwards (_linger)
+            body = self.rfile.read(declared)
+            return body if len(body) == declared else self._refuse(400)  # the client closed mid-body
+        except TimeoutError:  # nothing for ``timeout`` seconds (nginx's client_body_timeout)
+            return self._refuse(408)
+
+    def _read_chunked(self, limit: int) -> bytes | int:
+        chunks: list[bytes] = []
+        received = 0
+        while True:
+            line = self.rfile.readline(1024)
+            size_text = line.split(b";")[0].strip()
+            if not line.endswith(b"\n") or not _HEX.fullmatch(size_text):
+                return self._refuse(400)  # 0x3, 1_0, -5, a cut line: not a chunk size
+            size = int(size_text, 16)
+            if size == 0:
+                while self.rfile.readline(65536) not in (b"\r\n", b"\n", b""):
+                    pass
+                return b"".join(chunks)
+            received += size
+            if received > limit:  # counted as it comes, like a declared length
+                return self._refuse(413)
+            chunk = self.rfile.read(size)
+            if len(chunk) != size or self.rfile.readline(1024) not in (b"\r\n", b"\n"):
+                return self._refuse(400)
+            chunks.append(chunk)
+
+    def _refuse(self, status: int) -> int:
+        self.close_connection = True
+        return status
+
+    def _linger(self) -> None:
+        """Read and drop what the client is still sending, for up to 2 s, so that it sees the refusal
+        rather than a reset (nginx's lingering close)."""
+        budget = 64 << 20
+        deadline = time.monotonic() + 2.0
+        with contextlib.suppress(OSError, ValueError):
+            while budget > 0 and (left := deadline - time.monotonic()) > 0:
+                self.connection.settimeout(left)
+                got = self.rfile.read1(min(budget, 1 << 16))
                 if not got:
                     break
-                remaining -= len(got)
-            return 413
-        return self.rfile.read(length) if length else b""
+                budget -= len(got)
 
     def _handle(self, method: str) -> None:
         sandbox = self.server.sandbox
@@ -1165,6 +1208,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         if isinstance(body, int):
             self._write(_Response.html(body))
+            self._linger()
             return
         # Header names are case-insensitive: normalise them once ("content-type" -> "Content-Type").
         headers = {k.title(): v for k, v in self.headers.items()}

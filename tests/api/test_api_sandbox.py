@@ -156,6 +156,7 @@ def _raw(sb: Sandbox, request: bytes) -> bytes:
 
     with socket.create_connection(("127.0.0.1", sb.port), timeout=10) as sock:
         sock.sendall(request)
+        sock.shutdown(socket.SHUT_WR)  # nothing more is coming: the server need not linger
         answer = b""
         while chunk := sock.recv(65536):
             answer += chunk
@@ -173,14 +174,40 @@ def test_chunked_body_over_the_limit_is_an_html_413() -> None:
         assert small.status_code == 401  # a chunked body within the limit is read
 
 
-@pytest.mark.parametrize("framing", [b"Content-Length: abc\r\n", b"Content-Length: -5\r\n",
-                                     b"Transfer-Encoding: chunked\r\n\r\nzz"])
-def test_malformed_framing_is_an_html_400_and_a_close(framing: bytes) -> None:
+@pytest.mark.parametrize(("framing", "status"), [
+    (b"Content-Length: abc\r\n\r\n", 400),
+    (b"Content-Length: -5\r\n\r\n", 400),
+    (b"Content-Length: 3\r\nContent-Length: 5\r\n\r\nabcde", 400),  # which one? smuggling material
+    (b"Content-Length: 10\r\n\r\nabc", 400),  # the client stopped sending (half-closed) mid-body
+    (b"Transfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+    (b"Transfer-Encoding: chunked\r\n\r\n0x3\r\nabc\r\n0\r\n\r\n", 400),
+    (b"Transfer-Encoding: chunked\r\n\r\n1_0\r\n" + b"a" * 16 + b"\r\n0\r\n\r\n", 400),
+    (b"Transfer-Encoding: chunked\r\n\r\n3\r\nabcdef\r\n0\r\n\r\n", 400),  # longer than said
+    (b"Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 400),
+    (b"Transfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 501),
+    (b"Content-Length: 99999999999999999999999\r\n\r\n", 413),
+])
+def test_malformed_framing_is_refused_as_nginx_does(framing: bytes, status: int) -> None:
     with Sandbox() as sb:
         path = "/api/v3/accounts/token/obtain/"
-        answer = _raw(sb, f"POST {path} HTTP/1.1\r\nHost: x\r\n".encode() + framing + b"\r\n")
+        answer = _raw(sb, f"POST {path} HTTP/1.1\r\nHost: x\r\n".encode() + framing)
     head, _, body = answer.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 400") and b"Connection: close" in head and b"nginx" in body
+    assert head.startswith(b"HTTP/1.1 %d" % status) and b"Connection: close" in head and b"nginx" in body
+
+
+def test_a_declared_length_over_the_limit_is_refused_at_once() -> None:
+    import socket
+
+    # nothing of the body is sent: the answer must not wait for it (it used to read it all first)
+    with Sandbox(max_body_bytes=1000) as sb:
+        for expect in (b"", b"Expect: 100-continue\r\n"):
+            with socket.create_connection(("127.0.0.1", sb.port), timeout=10) as sock:
+                started = time.monotonic()
+                sock.sendall(b"POST /api/v3/services/face_liveness/ HTTP/1.1\r\nHost: x\r\n"
+                             b"Content-Length: 22000000\r\n" + expect + b"\r\n")
+                head = sock.recv(65536)
+                assert head.startswith(b"HTTP/1.1 413"), head[:80]  # not 100 Continue
+                assert time.monotonic() - started < 1.5
 
 
 def test_options_and_head_as_drf_answers_them(sandbox: Sandbox, http: requests.Session,
