@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 
@@ -42,6 +43,8 @@ def write_atomically(path: str | os.PathLike[str], data: bytes) -> None:
     (its target is replaced, the link kept), as editors do.
     """
     path = os.path.realpath(os.fspath(path))
+    if os.path.islink(path):  # still a link once resolved: a loop (renaming over it would drop it)
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
     folder, base = os.path.split(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".part", dir=folder)
     try:

@@ -10,11 +10,13 @@ stderr, never a traceback: commands raise a :class:`~preflight.errors.PreflightE
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import pkgutil
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from . import __version__
@@ -91,6 +93,15 @@ def check_output_path(path: str, *, create_folders: bool = False, source: str | 
     """
     if not path:
         raise OutputFileError("the output path is empty")
+    if os.path.islink(path) and not os.path.exists(path):  # a dangling link is written through; a loop cannot be
+        try:
+            os.stat(path)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise OutputFileError(f"cannot write {path}: it is a symlink loop") from None
+        target = os.path.realpath(path)
+        if not os.path.isdir(os.path.dirname(target)):
+            raise OutputFileError(f"cannot write {path}: it links to {target}, in a folder that does not exist")
     if os.path.isdir(path):
         raise OutputFileError(f"cannot write {path}: it is a folder; give a file name")
     if os.path.exists(path):
@@ -100,14 +111,15 @@ def check_output_path(path: str, *, create_folders: bool = False, source: str | 
         if not os.access(path, os.W_OK):
             raise OutputFileError(f"cannot write {path}: no permission to overwrite it")
         return
-    folder = os.path.dirname(os.path.abspath(path))
+    folder = os.path.dirname(path) or os.curdir  # as the system resolves it (through links, then ..)
     if not os.path.isdir(folder):
         if not create_folders:
-            reason = f"folder {os.path.dirname(path) or folder} does not exist"
-            if os.path.lexists(folder):
-                reason = f"{os.path.dirname(path) or folder} is not a folder"
-            raise OutputFileError(f"cannot write {path}: {reason}")
-        existing = folder
+            what = "is not a folder" if os.path.lexists(folder) else "does not exist"
+            raise OutputFileError(f"cannot write {path}: folder {folder} {what}")
+        if ".." in Path(path).parts:  # missing/../out.csv: "missing" would be created only to step out of it
+            raise OutputFileError(f"cannot write {path}: its folder does not exist, and '..' after a missing "
+                                  "folder is ambiguous; give the path without '..'")
+        existing = os.path.dirname(os.path.abspath(path))
         while not os.path.lexists(existing):
             existing = os.path.dirname(existing)
         if not os.path.isdir(existing):

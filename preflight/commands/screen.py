@@ -26,6 +26,16 @@ from ..screening import Screening, SummaryBuilder, find_images, screen
 from ..table import output_format, read_rows
 
 
+def _whole_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -53,7 +63,8 @@ def register(sub: Any) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--restart", action="store_true",
                         help="screen everything again and replace --out instead of resuming")
-    parser.add_argument("--top", type=int, default=10, metavar="K", help="codes listed in the summary (default 10)")
+    parser.add_argument("--top", type=_whole_number, default=10, metavar="K",
+                        help="codes listed in the summary (default 10; 0 lists none)")
     add_policy_arguments(parser)
     parser.set_defaults(func=run)
 

@@ -75,6 +75,12 @@ def test_usage_errors_exit_2(tmp_path: Path, small_folder: Path, capsys: pytest.
     assert exc.value.code == 2
     with pytest.raises(SystemExit):
         main(["screen", str(small_folder)])  # --out is required
+    with pytest.raises(SystemExit):  # a negative count would drop codes from the end of the summary
+        main(["screen", str(small_folder), "--out", str(tmp_path / "r.csv"), "--top", "-1"])
+    # missing/../r.csv: "missing" would be created only to step back out of it
+    assert main(["screen", str(small_folder), "--out", str(tmp_path / "missing" / ".." / "r.csv")]) == 2
+    assert "'..' after a missing folder is ambiguous" in capsys.readouterr().err
+    assert not (tmp_path / "missing").exists()
 
 
 def test_a_folder_that_cannot_be_listed_stops_before_any_work(tmp_path: Path, small_folder: Path,

@@ -199,6 +199,18 @@ def test_an_output_that_is_a_symlink_is_written_through(tmp_path: Path, photo: P
             assert picture.format == ("PNG" if name.endswith(".png") else "JPEG")
 
 
+def test_an_output_link_that_cannot_be_written_through_is_refused_before_any_work(
+        tmp_path: Path, photo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("preflight.commands.fix.conform", _must_not_run("conform"))
+    (tmp_path / "a.jpg").symlink_to(tmp_path / "b.jpg")
+    (tmp_path / "b.jpg").symlink_to(tmp_path / "a.jpg")
+    (tmp_path / "dangling.jpg").symlink_to(tmp_path / "nowhere" / "x.jpg")
+    for name, message in (("a.jpg", "it is a symlink loop"), ("dangling.jpg", "in a folder that does not exist")):
+        assert main(["fix", str(photo), "-o", str(tmp_path / name), *DOC]) == 2
+        _one_error_line(capsys.readouterr().err, f"cannot write {tmp_path / name}: ", message)
+        assert (tmp_path / name).is_symlink()  # left alone (it used to be replaced by a file)
+
+
 # -- screen --out --------------------------------------------------------------------------------
 
 def test_screen_corrupt_output_exits_2_and_is_left_alone(tmp_path: Path, photo: Path,
