@@ -17,11 +17,15 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from ._native import quiet_stderr
 from .errors import OutputFileError, PreflightError
 from .policy import Policy
+
+if TYPE_CHECKING:
+    from .gate import Gate
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -127,6 +131,17 @@ def check_output_path(path: str, *, create_folders: bool = False, source: str | 
         folder = existing
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputFileError(f"cannot write {path}: no permission to write in folder {folder}")
+
+
+def load_face_model(gate: Gate) -> None:
+    """Load the gate's face model now, without MediaPipe's start-up log lines on the terminal.
+
+    The lines ("Created TensorFlow Lite XNNPACK delegate", "W0000 ... feedback tensors") say nothing
+    a user can act on; a model that fails to load still raises :class:`~preflight.errors.ModelError`.
+    """
+    if gate.policy.check_face:
+        with quiet_stderr():
+            _ = gate.analyzer
 
 
 def output_error(path: str | os.PathLike[str], exc: OSError, doing: str = "write") -> OutputFileError:

@@ -43,6 +43,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from ._native import quiet_stderr
 from .codes import DEFAULT_SEVERITY, FAILED_TO_READ_IMAGE
 from .errors import (
     InvalidSourceError,
@@ -349,24 +350,6 @@ def tune_worker_process(opencv_threads: int | None = 1, *, malloc: bool = True) 
     return done
 
 
-@contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
-    """Silence file descriptor 2 (MediaPipe's C++ start-up logging) in a worker process."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):
-        yield
-        return
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def _init_worker(
     policy: Policy, model_path: str | None, check: CheckFn | None, opencv_threads: int | None, started: Any = None
 ) -> None:
@@ -381,7 +364,7 @@ def _init_worker(
             _WORKER["tuning"] = tune_worker_process(opencv_threads)
         gate = Gate(policy, model_path=model_path)
         if policy.check_face:
-            with _quiet_stderr():
+            with quiet_stderr():
                 _ = gate.analyzer
         # Close the landmarker explicitly when the worker exits (pool workers end with os._exit,
         # which skips atexit handlers; multiprocessing's own finalizers do run).

@@ -19,6 +19,7 @@ from ..cli import (
     add_policy_arguments,
     check_output_path,
     input_problem,
+    load_face_model,
     load_policy,
     output_error,
 )
@@ -60,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_path(args.output, source=args.input)  # before any work: a folder, a missing folder, no permission...
     fmt = picture_format(args.output)  # ... an extension Pillow cannot write
     with Gate(policy) as gate:
+        load_face_model(gate)
         report = gate.check(args.input)
         picture = annotate(args.input, report, gate=gate)
     try:

@@ -17,7 +17,15 @@ import argparse
 import sys
 from typing import Any
 
-from ..cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_policy_arguments, input_problem, load_policy
+from ..cli import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_policy_arguments,
+    input_problem,
+    load_face_model,
+    load_policy,
+)
 from ..errors import ModelError, PreflightError
 from ..gate import Gate
 from ..report import Report, printable
@@ -61,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     any_failed = not_checked = False
     with Gate(policy) as gate:
+        load_face_model(gate)
         for path in args.files:
             try:
                 report = gate.check(_read_stdin(), name="<stdin>") if path == "-" else gate.check(path)

@@ -14,11 +14,13 @@ from ..cli import (
     add_policy_arguments,
     check_output_path,
     input_problem,
+    load_face_model,
     load_policy,
     output_error,
 )
 from ..conform import conform, output_formats, suffix_conflict
 from ..errors import OutputFileError
+from ..gate import Gate
 from ..loading import sniff_format
 
 
@@ -49,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
                                source_format=source_format)
     if conflict:
         raise OutputFileError(conflict)
-    result = conform(args.input, policy, strip_metadata=not args.keep_metadata)
+    with Gate(policy) as gate:
+        load_face_model(gate)
+        result = conform(args.input, policy, gate=gate, strip_metadata=not args.keep_metadata)
     if result.data is not None:
         try:
             result.save(args.output)

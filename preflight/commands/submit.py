@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Any
 
-from ..cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, input_problem, load_policy
+from ..cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, input_problem, load_face_model, load_policy
 from ..gate import Gate
 from ..guidance import hint
 
@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     document_policy = load_policy(args.document_policy or "progeny_document")
     try:
         with Gate(selfie_policy) as gate, ProgenyClient() as client:
+            load_face_model(gate)
             combined = submit(args.service, client=client, gate=gate, force=args.force,
                               selfie_policy=selfie_policy, document_policy=document_policy,
                               deadline=args.deadline, **images, **fields)

@@ -148,3 +148,14 @@ def test_help_lists_serve() -> None:
     assert result.returncode == 0
     for option in ("--host", "--port", "--workers", "--policy", "--max-upload-mb", "--max-concurrency"):
         assert option in result.stdout
+
+
+@pytest.mark.parametrize("command", [["check"], ["annotate", "-o", "{tmp}/a.png"], ["fix", "-o", "{tmp}/f.jpg"]])
+def test_face_commands_keep_mediapipe_start_up_lines_off_the_terminal(command: list[str], tmp_path: Path,
+                                                                      samples: Path) -> None:
+    # "Created TensorFlow Lite XNNPACK delegate", "W0000 ... feedback tensors": nothing a user can act on
+    args = [command[0], str(samples / "obama.jpg"), *(a.format(tmp=tmp_path) for a in command[1:])]
+    result = subprocess.run([sys.executable, "-m", "preflight", *args], cwd=ROOT, env=_env(),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout, result.stderr
+    assert result.stderr == ""
