@@ -49,7 +49,7 @@ from dask.bag import Bag
 from dask.dataframe import DataFrame
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from .errors import ModelError
+from .errors import ModelError, SourceNotFoundError
 from .gate import Gate
 from .loading import MAX_READ_BYTES
 from .policy import Policy
@@ -259,18 +259,22 @@ def expand_paths(
     exts = {e.lower() for e in extensions}
     wildcard = any(ch in root for ch in "*?[")
     if wildcard:
-        found = [p for p in fs.glob(root) if not fs.isdir(p)]
+        found: list[str] = []
+        for match in fs.glob(root):  # as locally: a matched folder contributes the images under it
+            found += fs.find(match) if fs.isdir(match) else [match]
+        if not found:
+            raise SourceNotFoundError(f"no file matches {url}")
     elif fs.isdir(root):
         found = list(fs.find(root))
     else:
         return [fs.unstrip_protocol(root)]
-    # hidden names are judged below the part of the path given literally
+    # hidden names are judged below the part of the path given literally, unless the glob names them
     fixed = root[: min(root.find(ch) for ch in "*?[" if ch in root)].rpartition("/")[0] if wildcard else root
-    named_hidden = wildcard and "/." in root
+    named_hidden = wildcard and any(part.startswith(".") for part in root[len(fixed):].split("/"))
     found = sorted(
-        p for p in found
-        if os.path.splitext(p)[1].lower() in exts
-        and (named_hidden or not any(part.startswith(".") for part in p[len(fixed):].split("/")))
+        {p for p in found
+         if os.path.splitext(p)[1].lower() in exts
+         and (named_hidden or not any(part.startswith(".") for part in p[len(fixed):].split("/")))}
     )
     return [fs.unstrip_protocol(p) for p in found]
 

@@ -27,8 +27,8 @@ def printable(text: str) -> str:
     (``os.fsdecode``), which no UTF-8 file, Parquet string or JSON decoder elsewhere accepts; they are
     written as ``\xNN`` escapes instead (``caf\xe9.jpg``), as Python itself shows such names.
     Screening compares sources in this form when it resumes. Keeping valid names unchanged has one
-    price: a name that literally contains ``\xe9`` reads the same as the Latin-1 one, so in a folder
-    holding both, a run interrupted after checking one of them skips the other when resumed.
+    price: a name that literally contains ``\xe9`` reads the same as the Latin-1 one, so once one of
+    them is in a screening's output, a resumed run skips the other as done.
     """
     try:
         text.encode("utf-8")

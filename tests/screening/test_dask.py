@@ -169,3 +169,22 @@ def test_expand_local_paths_like_find_images(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setattr(os, "scandir", scandir)
     with pytest.raises(SourceReadError, match="cannot list the folder"):  # fsspec would skip it silently
         pdask.expand_paths(str(tmp_path))
+
+
+def test_expand_other_filesystems_by_the_same_rules() -> None:
+    fs = fsspec.filesystem("memory")
+    for name in [".data/photos/a.jpg", ".data/photos/.q.jpg", "d/sub/b.jpg", "d/c.jpg", "d/notes.txt"]:
+        fs.pipe(f"/expand-test/{name}", b"x")
+    try:
+        # a hidden folder given literally does not make every hidden name below it wanted
+        assert pdask.expand_paths("memory://expand-test/.data/photos/*.jpg") == [
+            "memory:///expand-test/.data/photos/a.jpg"]
+        assert pdask.expand_paths("memory://expand-test/.data/photos/.*.jpg") == [
+            "memory:///expand-test/.data/photos/.q.jpg"]
+        # a matched folder contributes the images under it
+        assert pdask.expand_paths("memory://expand-test/d/*") == [
+            "memory:///expand-test/d/c.jpg", "memory:///expand-test/d/sub/b.jpg"]
+        with pytest.raises(SourceNotFoundError):
+            pdask.expand_paths("memory://expand-test/nope/*.jpg")
+    finally:
+        fs.rm("/expand-test", recursive=True)
