@@ -16,6 +16,7 @@ import csv
 import errno
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from ..cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_policy_arguments, check_output_path, load_policy, output_error
@@ -26,24 +27,18 @@ from ..screening import Screening, SummaryBuilder, find_images, screen
 from ..table import output_format, read_rows
 
 
-def _whole_number(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return value
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}")
+        return value
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
+    return parse
 
 
 def register(sub: Any) -> None:
@@ -58,12 +53,12 @@ def register(sub: Any) -> None:
     parser.add_argument("--out", required=True, metavar="FILE",
                         help="results table: .parquet, .csv or .jsonl (missing folders are created); "
                              "images already in it are skipped")
-    parser.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+    parser.add_argument("--workers", type=_at_least(1), default=None, metavar="N",
                         help="worker processes (default: every CPU; 1 checks in this process)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--restart", action="store_true",
                         help="screen everything again and replace --out instead of resuming")
-    parser.add_argument("--top", type=_whole_number, default=10, metavar="K",
+    parser.add_argument("--top", type=_at_least(0), default=10, metavar="K",
                         help="codes listed in the summary (default 10; 0 lists none)")
     add_policy_arguments(parser)
     parser.set_defaults(func=run)
