@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
+from . import __version__, guidance
 from ._native import quiet_stderr
 from .errors import OutputFileError, PreflightError
 from .policy import Policy
@@ -59,7 +59,16 @@ def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
         "--policy", metavar="FILE_OR_PRESET",
         help="a TOML policy file, or a preset: progeny_selfie (default), progeny_document",
     )
-    parser.add_argument("--locale", default="en", help="language of the hints (en, de); default en")
+    parser.add_argument("--locale", type=locale_argument, default="en",
+                        help="language of the hints (en, de); default en")
+
+
+def locale_argument(text: str) -> str:
+    """An argparse type: a locale that has a hint catalogue ("de-AT" gives "de"); anything else is refused."""
+    locale = guidance.resolve_locale(text)
+    if locale != text.replace("-", "_").split("_")[0].lower():
+        raise argparse.ArgumentTypeError(f"no hints in {text!r}; available: {', '.join(guidance.available_locales())}")
+    return locale
 
 
 def load_policy(value: str | None) -> Policy:

@@ -133,7 +133,8 @@ class Conformed:
             raise OutputFileError(conflict)
         write_atomically(path, self.data)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, locale: str | None = None) -> dict[str, Any]:
+        """A JSON-ready dict; ``locale`` as in :meth:`Report.to_dict`."""
         return {
             "format": self.format,
             "bytes": None if self.data is None else len(self.data),
@@ -141,8 +142,8 @@ class Conformed:
             "jpeg_quality": self.jpeg_quality,
             "changes": list(self.changes),
             "problems": list(self.problems),
-            "report": self.report.to_dict(),
-            "original": self.original.to_dict(),
+            "report": self.report.to_dict(locale),
+            "original": self.original.to_dict(locale),
         }
 
 

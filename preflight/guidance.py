@@ -51,6 +51,7 @@ FIX_ORDER: tuple[str, ...] = (
 _RANK = {code: i for i, code in enumerate(FIX_ORDER)}
 
 
+@cache
 def available_locales() -> tuple[str, ...]:
     """Locales that have a message catalogue."""
     folder = resources.files("preflight") / "locales"
@@ -70,6 +71,17 @@ def catalogue(locale: str = DEFAULT_LOCALE) -> dict[str, str]:
             messages = {**messages, **json.loads(path.read_text("utf-8"))}
             break
     return messages
+
+
+def resolve_locale(locale: str | None) -> str:
+    """The available locale that ``locale`` names (``"de"``, ``"de-AT"``, ``"de_DE"`` -> ``"de"``);
+    English when none does."""
+    if locale:
+        available = available_locales()
+        for candidate in _candidates(locale[:32]):
+            if candidate in available:
+                return candidate
+    return DEFAULT_LOCALE
 
 
 def _candidates(locale: str) -> list[str]:

@@ -168,22 +168,33 @@ class Report:
         """``{CODE: message}``, the shape the Progeny API uses for its own issues."""
         return {i.code: i.message for i in self.issues}
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
+    def to_dict(self, locale: str | None = None) -> dict[str, Any]:
+        """A JSON-ready dict. With ``locale`` (``"de"``...), the hints (also each detail's) are in that
+        language and a ``"locale"`` key says which one was used; without, they are English."""
+        details = [i.to_dict() for i in self.issues]
+        body = {
             "source": None if self.source is None else printable(self.source),
             "passed": self.passed,
             "policy": self.policy,
             "issues": {"preflight": self.api_issues()} if self.issues else {},
-            "details": [i.to_dict() for i in self.issues],
+            "details": details,
             "hints": self.hints(),
             "measurements": self.measurements.to_dict(),
             "not_checked": dict(self.not_checked),
             "elapsed_ms": None if self.elapsed_ms is None else round(self.elapsed_ms, 2),
         }
+        if locale is not None:
+            locale = guidance.resolve_locale(locale)
+            body["hints"] = self.hints(locale)
+            for detail in details:
+                detail["hint"] = guidance.hint(detail["code"], locale) or detail["hint"]
+            body["locale"] = locale
+        return body
 
-    def to_json(self, **kwargs: Any) -> str:
+    def to_json(self, *, locale: str | None = None, **kwargs: Any) -> str:
+        """:meth:`to_dict` as JSON; other keyword arguments go to :func:`json.dumps`."""
         kwargs.setdefault("ensure_ascii", False)
-        return json.dumps(self.to_dict(), **kwargs)
+        return json.dumps(self.to_dict(locale), **kwargs)
 
     def __str__(self) -> str:
         verdict = "PASS" if self.passed else "FAIL"

@@ -104,7 +104,8 @@ class CombinedReport:
     def agreements(self) -> tuple[Link, ...]:
         return tuple(link for link in self.links if link.found_by == "both")
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, locale: str | None = None) -> dict[str, Any]:
+        """A JSON-ready dict; ``locale`` as in :meth:`Report.to_dict` (the local reports' hints)."""
         return {
             "service": self.service,
             "passed": self.passed,
@@ -115,14 +116,15 @@ class CombinedReport:
             "issues": self.issues,
             "disagreements": [d.to_dict() for d in self.disagreements],
             "agreements": [a.to_dict() for a in self.agreements],
-            "local": {name: r.to_dict() for name, r in self.local.items()},
+            "local": {name: r.to_dict(locale) for name, r in self.local.items()},
             "remote": None if self.remote is None else self.remote.to_dict(),
             "task": None if self.task is None else self.task.to_dict(),
         }
 
-    def to_json(self, **kwargs: Any) -> str:
+    def to_json(self, *, locale: str | None = None, **kwargs: Any) -> str:
+        """:meth:`to_dict` as JSON; other keyword arguments go to :func:`json.dumps`."""
         kwargs.setdefault("ensure_ascii", False)
-        return json.dumps(self.to_dict(), **kwargs)
+        return json.dumps(self.to_dict(locale), **kwargs)
 
 
 def policy_for(field_name: str, *, selfie: Policy | None = None, document: Policy | None = None) -> Policy:

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
                 continue
             any_failed |= not report.passed
             if args.json:
-                print(report.to_json(), flush=True)
+                print(report.to_json(locale=args.locale), flush=True)
             else:
                 print(format_report(report, locale=args.locale), flush=True)
     if not_checked:

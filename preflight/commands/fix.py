@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:  # a full disk, a folder that vanished meanwhile
             raise output_error(args.output, exc) from exc
     if args.json:
-        print(json.dumps(result.to_dict(), ensure_ascii=False))
+        print(json.dumps(result.to_dict(args.locale), ensure_ascii=False))
     else:
         for change in result.changes:
             print(f"  changed: {change}")

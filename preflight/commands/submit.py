@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Any
 
-from ..cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, input_problem, load_face_model, load_policy
+from ..cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, input_problem, load_face_model, load_policy, locale_argument
 from ..gate import Gate
 from ..guidance import hint
 
@@ -35,7 +35,7 @@ def register(sub: Any) -> None:
     parser.add_argument("--policy", metavar="FILE_OR_PRESET", help="policy for selfies (default progeny_selfie)")
     parser.add_argument("--document-policy", metavar="FILE_OR_PRESET", help="policy for ID and passport images")
     parser.add_argument("--deadline", type=float, help="seconds to wait for the result (default 120)")
-    parser.add_argument("--locale", default="en", help="language of the hints (en, de)")
+    parser.add_argument("--locale", type=locale_argument, default="en", help="language of the hints (en, de)")
     parser.set_defaults(func=run)
 
 
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"preflight: the API call failed: {exc}", file=sys.stderr)
         return EXIT_API
     if args.json:
-        print(combined.to_json())
+        print(combined.to_json(locale=args.locale))
     else:
         for name, report in combined.local.items():
             print(f"{name}: {'PASS' if report.passed else 'FAIL'} locally")

@@ -23,7 +23,7 @@ def resolve_locale(value: str | None, accept_language: str | None = None, defaul
     if value:
         candidates.append(value)
     if accept_language:
-        candidates += [item.split(";")[0] for item in accept_language.split(",")[:8]]
+        candidates += _by_preference(accept_language)
     available = locales()
     for candidate in candidates:
         norm = candidate.strip().replace("-", "_")[:32]
@@ -31,3 +31,21 @@ def resolve_locale(value: str | None, accept_language: str | None = None, defaul
             if option in available:
                 return option
     return default if default in available else DEFAULT_LOCALE
+
+
+def _by_preference(accept_language: str) -> list[str]:
+    """The language tags of an Accept-Language header, most wanted first; ``q=0`` means "not this one"."""
+    weighted: list[tuple[float, int, str]] = []
+    for position, item in enumerate(accept_language.split(",")[:16]):
+        tag, *params = (part.strip() for part in item.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if tag and tag != "*" and 0 < quality <= 1:
+            weighted.append((-quality, position, tag))
+    return [tag for _, _, tag in sorted(weighted)]

@@ -40,7 +40,7 @@ from .. import __version__, codes
 from ..annotate import annotate as annotate_image
 from ..errors import PreflightError
 from ..gate import Gate
-from ..guidance import DEFAULT_LOCALE, hint
+from ..guidance import DEFAULT_LOCALE
 from ..policy import Policy
 from ..report import Report
 from ..submit import submit as submit_images
@@ -573,8 +573,7 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
             if isinstance(exc, ProgenyError):
                 raise upstream_error(exc, retry_after=state.settings.retry_after) from None
             raise
-        body = combined.to_dict()
-        body["local"] = {name: report_body(report, locale) for name, report in combined.local.items()}
+        body = combined.to_dict(locale)
         body["locale"] = locale
         unusable = any(report.codes & UNUSABLE_UPLOAD_CODES for report in combined.local.values())
         return json_response(body, 422 if unusable and not combined.forwarded else 200)
@@ -657,12 +656,7 @@ def _safe_name(part: FilePart) -> str | None:
 
 def report_body(report: Report, locale: str) -> dict[str, Any]:
     """``report.to_dict()`` with the hints (and each issue's hint) in ``locale``."""
-    body = report.to_dict()
-    body["hints"] = report.hints(locale)
-    for detail in body.get("details", []):
-        detail["hint"] = hint(detail["code"], locale) or detail.get("hint", "")
-    body["locale"] = locale
-    return body
+    return report.to_dict(locale)
 
 
 def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:

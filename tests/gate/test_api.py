@@ -169,6 +169,20 @@ def test_every_code_has_a_hint_in_every_locale():
     assert guidance.hint(C.FACE_TOO_SMALL, "fr") == guidance.hint(C.FACE_TOO_SMALL, "en")
 
 
+def test_report_dict_in_a_locale():
+    issues = (preflight.Issue.make(C.FACE_TOO_SMALL, "small"), preflight.Issue.make(C.IMAGE_BLURRY, "blurry"))
+    report = preflight.Report(issues=issues, measurements=preflight.Measurements())
+    english = report.to_dict()
+    assert "locale" not in english and english["hints"] == report.hints()
+    for asked in ("de", "de-AT", "de_DE"):
+        german = report.to_dict(asked)
+        assert german["locale"] == "de" and german["hints"] == report.hints("de")
+        assert [d["hint"] for d in german["details"]] == [preflight.guidance.hint(i.code, "de") for i in issues]
+        assert german["details"][0]["hint"] != english["details"][0]["hint"]
+    assert report.to_dict("xx")["locale"] == "en"
+    assert json.loads(report.to_json(locale="de", indent=1))["locale"] == "de"
+
+
 def test_hints_are_ordered_by_what_to_fix_first():
     issues = [preflight.Issue.make(c, c) for c in (C.IMAGE_BLURRY, C.EXIF_ROTATED, C.IMAGE_TOO_DARK)]
     report = preflight.Report(issues=tuple(issues), measurements=preflight.Measurements())

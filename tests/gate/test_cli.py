@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from preflight.cli import main
 
 
@@ -42,6 +44,16 @@ def test_exit_2_on_usage_errors(tmp_path, samples, capsys):
 def test_german_hints(samples, capsys):
     main(["check", "--locale", "de", "--policy", "progeny_document", str(samples / "rocket.jpg")])
     assert "Auflösung" in capsys.readouterr().out
+    # --json too (it used to give English hints whatever --locale said)
+    main(["check", "--json", "--locale", "de-AT", "--policy", "progeny_document", str(samples / "rocket.jpg")])
+    body = json.loads(capsys.readouterr().out)
+    assert body["locale"] == "de" and "Auflösung" in body["hints"][0] and "Auflösung" in body["details"][0]["hint"]
+
+
+def test_an_unknown_locale_is_a_usage_error(samples, capsys):
+    with pytest.raises(SystemExit) as exc:  # it used to fall back to English without a word
+        main(["check", "--locale", "xx", str(samples / "rocket.jpg")])
+    assert exc.value.code == 2 and "no hints in 'xx'; available: de, en" in capsys.readouterr().err
 
 
 def test_console_entry_point_as_a_process(samples):

@@ -84,6 +84,8 @@ def test_check_failing_photo_in_the_api_issue_shape(http: requests.Session, base
         ({"headers": {"Accept-Language": "de-CH,de;q=0.9,en;q=0.5"}}, "de"),
         ({"fields": {"locale": "xx-made-up"}}, "en"),
         ({"fields": {"locale": "en"}, "headers": {"Accept-Language": "de"}}, "en"),
+        ({"headers": {"Accept-Language": "en;q=0.1, de;q=0.9"}}, "de"),  # preference, not order
+        ({"headers": {"Accept-Language": "de;q=0, en"}}, "en"),  # q=0: "not German"
     ],
 )
 def test_hints_in_the_requested_locale(
