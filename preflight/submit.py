@@ -134,6 +134,12 @@ def policy_for(field_name: str, *, selfie: Policy | None = None, document: Polic
     return document or Policy.progeny_document()
 
 
+def _selfie_policy_of(gate: Gate) -> Policy | None:
+    """The gate's policy, when it can judge a selfie: one that does not look at faces (a document policy,
+    e.g. a service started with ``--policy progeny_document``) would wave a face-less "selfie" through."""
+    return gate.policy if gate.policy.check_face else None
+
+
 def submit(
     service: str,
     *,
@@ -147,6 +153,8 @@ def submit(
 ) -> CombinedReport:
     """Check every image locally; upload and wait only if all pass (or ``force``).
 
+    Selfies are checked with ``selfie_policy``, else the gate's policy if it checks faces, else the
+    Progeny selfie preset; ID and passport images with ``document_policy``, else the document preset.
     Images may be paths, bytes or binary files (never decoded arrays: the upload must be the file
     that was checked; use :func:`preflight.conform` to produce one). Other keyword arguments
     (``uuid``, ``fullname``, ``birth_date``, ``extend_data``) are passed to the API unchanged.
@@ -162,7 +170,7 @@ def submit(
         local: dict[str, Report] = {}
         uploads: dict[str, tuple[str, bytes]] = {}
         for name, (filename, data) in images.items():
-            policy = policy_for(name, selfie=selfie_policy or gate.policy, document=document_policy)
+            policy = policy_for(name, selfie=selfie_policy or _selfie_policy_of(gate), document=document_policy)
             local[name] = gate.check(data, policy=policy, name=filename or name)
             uploads[name] = (filename or f"{name}.{_extension(data)}", data)
     finally:

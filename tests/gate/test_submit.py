@@ -158,3 +158,20 @@ def test_cli_submit(sandbox, samples, monkeypatch, capsys):
     monkeypatch.setenv("PROGENY_PASSWORD", "wrong")
     assert main(["submit", "face_liveness", "--image", str(samples / "obama.jpg")]) == 3
     assert main(["submit", "face_liveness", "--image", str(samples / "missing.jpg")]) == 2
+
+
+def test_a_selfie_is_checked_for_a_face_even_by_a_document_gate(sandbox, client):
+    # a service started with --policy progeny_document forwarded face-less "selfies" (a billed call)
+    from ._images import encode, gradient
+
+    noface = encode(gradient(900, 900), "JPEG", quality=95)
+    with preflight.Gate(preflight.Policy.progeny_document()) as document_gate:
+        assert document_gate.check(noface).passed  # the gate's own policy has no face rules
+        combined = preflight.submit("face_liveness", client=client, gate=document_gate, image=noface)
+        assert not combined.forwarded and sandbox.post_count() == 0
+        report = combined.local["image"]
+        assert report.policy == "progeny_selfie" and C.FACE_NOT_FOUND in report.codes
+        # an explicit selfie policy still decides
+        forced = preflight.submit("face_liveness", client=client, gate=document_gate, image=noface,
+                                  selfie_policy=preflight.Policy.progeny_document())
+        assert forced.local["image"].policy == "progeny_document" and forced.forwarded
