@@ -97,6 +97,14 @@ ORDERED_PAIRS: tuple[tuple[str, str], ...] = (
 )
 
 
+#: Format names as :func:`preflight.loading.sniff_format` gives them (Pillow's names).
+KNOWN_FORMATS: tuple[str, ...] = (
+    "JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "AVIF", "HEIF", "JPEG2000", "ICO", "PSD", "PPM",
+)
+#: What people write for those names in a policy file.
+FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF", "HEIC": "HEIF", "JP2": "JPEG2000"}
+
+
 @dataclass(frozen=True)
 class Policy:
     """Thresholds of the local gate. Defaults are the documented Progeny selfie rules.
@@ -207,12 +215,14 @@ class Policy:
             elif isinstance(current, tuple):
                 if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
                     raise PolicyError(f"policy field {key!r} must be a list of strings")
-                value = tuple(str(v).upper() for v in value)
+                value = tuple(FORMAT_ALIASES.get(v.strip().upper(), v.strip().upper()) for v in value)
             elif isinstance(current, float):
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     raise PolicyError(f"policy field {key!r} must be a number, got {value!r}")
                 value = _to_float(value)
             elif isinstance(current, int):
+                if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+                    value = int(value)  # 2e6 or 4096.0 is still a whole number
                 if isinstance(value, bool) or not isinstance(value, int):
                     raise PolicyError(f"policy field {key!r} must be a whole number, got {value!r}")
             elif isinstance(current, str) and not isinstance(value, str):
@@ -290,6 +300,10 @@ def policy_problems(policy: Policy) -> list[str]:
             if (not isinstance(value, tuple) or not value
                     or not all(isinstance(v, str) and v for v in value)):
                 problems.append(f"policy field {f.name!r} must be a non-empty list of format names, got {value!r}")
+            elif unknown := [v for v in value if v not in KNOWN_FORMATS]:
+                # a typo would fail every photo as UNSUPPORTED_FORMAT, with a hint that cannot help
+                problems.append(f"policy field {f.name!r} has unknown format(s) {', '.join(map(repr, unknown))}; "
+                                f"known: {', '.join(KNOWN_FORMATS)}")
         elif isinstance(default, (int, float)):
             whole = isinstance(default, int)
             allowed = FIELD_RANGES.get(f.name, Range())

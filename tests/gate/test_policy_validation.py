@@ -125,6 +125,38 @@ def test_whole_numbers_written_as_floats_are_accepted_as_ints() -> None:
     assert type(policy.max_side_px) is int
 
 
+def test_policy_files_take_whole_floats_and_format_aliases(tmp_path: Path) -> None:
+    # the constructor took 2e6 but a policy file did not ("must be a whole number")
+    path = tmp_path / "p.toml"
+    path.write_text('max_file_bytes = 2e6\nmin_side_px = 480.0\nallowed_formats = ["jpg", " png ", "heic"]\n')
+    policy = Policy.from_toml(path)
+    assert (policy.max_file_bytes, policy.min_side_px) == (2_000_000, 480) and type(policy.min_side_px) is int
+    assert policy.allowed_formats == ("JPEG", "PNG", "HEIF")
+    path.write_text("min_side_px = 480.5\n")
+    with pytest.raises(preflight.PolicyError, match="must be a whole number"):
+        Policy.from_toml(path)
+
+
+def test_an_unknown_format_name_is_refused() -> None:
+    # a typo used to fail every photo as UNSUPPORTED_FORMAT, with the hint "Save the photo as JPEG or PNG"
+    with pytest.raises(preflight.PolicyError, match=r"unknown format.*'BANANA'.*known: JPEG, PNG"):
+        Policy.from_mapping({"allowed_formats": ["JPEG", "banana"]})
+
+
+def test_every_format_the_loader_names_is_known() -> None:
+    import io
+
+    from PIL import Image
+
+    from preflight.loading import sniff_format
+    from preflight.policy import KNOWN_FORMATS
+
+    for fmt in ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "PPM", "ICO"):
+        buffer = io.BytesIO()
+        Image.new("RGB", (16, 16)).save(buffer, fmt)
+        assert sniff_format(buffer.getvalue()) == fmt and fmt in KNOWN_FORMATS
+
+
 def test_from_toml_rejects_nonsensical_values_with_the_file_name(tmp_path: Path) -> None:
     path = tmp_path / "nonsense.toml"
     path.write_text("min_side_px = -5\nmax_side_px = 0\nmin_jpeg_quality = 500\n")
