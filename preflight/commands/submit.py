@@ -22,8 +22,9 @@ _IMAGE_OPTIONS = ("image", "selfie_image", "front_id", "back_id", "passport_imag
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("submit", help="check images locally, then upload them to the Progeny API if they pass")
-    parser.add_argument("service", help="face_liveness, register_face, authenticate_face, ocr_card, ocr_passport, "
-                                        "kyc_card, kyc_passport")
+    from progeny_api.models import SERVICES  # requests only: no vision stack
+
+    parser.add_argument("service", metavar="SERVICE", choices=sorted(SERVICES), help=", ".join(SERVICES))
     for name in _IMAGE_OPTIONS:
         parser.add_argument("--" + name.replace("_", "-"), dest=name, metavar="FILE")
     parser.add_argument("--uuid", help="for authenticate_face: the id register_face returned")
@@ -41,10 +42,19 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from progeny_api import ProgenyClient, ProgenyError
+    from progeny_api.models import SERVICES
 
     from ..submit import submit
 
     images = {name: getattr(args, name) for name in _IMAGE_OPTIONS if getattr(args, name)}
+    spec = SERVICES[args.service]
+    taken = {*spec.files, *spec.fields, *spec.optional_fields}
+    extra = [name for name in (*images, "uuid", "fullname", "birth_date") if getattr(args, name) and name not in taken]
+    if extra:  # the service would refuse them; say so before anything is checked or sent
+        options = ", ".join("--" + name.replace("_", "-") for name in extra)
+        takes = ", ".join("--" + name.replace("_", "-") for name in sorted(taken)) or "nothing else"
+        print(f"preflight: {args.service} does not take {options} (it takes {takes})", file=sys.stderr)
+        return EXIT_USAGE
     for path in images.values():
         problem = input_problem(path)
         if problem:

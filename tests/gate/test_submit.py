@@ -160,6 +160,24 @@ def test_cli_submit(sandbox, samples, monkeypatch, capsys):
     assert main(["submit", "face_liveness", "--image", str(samples / "missing.jpg")]) == 2
 
 
+def test_cli_submit_refuses_what_the_service_would_refuse_before_sending(sandbox, samples, monkeypatch, capsys):
+    from preflight.cli import main
+
+    for name, value in (("USERNAME", sandbox.username), ("PASSWORD", sandbox.password), ("BASE_URL", sandbox.base_url)):
+        monkeypatch.setenv(f"PROGENY_{name}", value)
+    with pytest.raises(SystemExit) as exc:  # it used to check, get a token, POST and exit 3 on the 404
+        main(["submit", "nosuch", "--image", str(samples / "obama.jpg")])
+    assert exc.value.code == 2 and "invalid choice: 'nosuch'" in capsys.readouterr().err
+    # an option the service does not take (it used to be forwarded)
+    assert main(["submit", "face_liveness", "--image", str(samples / "obama.jpg"), "--uuid", "x"]) == 2
+    assert capsys.readouterr().err == "preflight: face_liveness does not take --uuid (it takes --image)\n"
+    assert sandbox.stats["obtain"] == 0 and sandbox.post_count() == 0
+    # every service is offered, the background checks included
+    with pytest.raises(SystemExit):
+        main(["submit", "--help"])
+    assert "kyc_passport_with_background_check" in capsys.readouterr().out
+
+
 def test_a_selfie_is_checked_for_a_face_even_by_a_document_gate(sandbox, client):
     # a service started with --policy progeny_document forwarded face-less "selfies" (a billed call)
     from ._images import encode, gradient
