@@ -141,7 +141,9 @@ class ServiceState:
             if self._client is None:
                 from progeny_api import ProgenyClient
 
-                self._client = ProgenyClient(base_url=self.settings.progeny_base_url)
+                self._client = ProgenyClient(
+                    base_url=self.settings.progeny_base_url, timeout=UPSTREAM_TIMEOUT, max_retries=UPSTREAM_RETRIES
+                )
             return self._client
 
     async def start(self) -> None:
@@ -196,6 +198,13 @@ class ServiceError(Exception):
 
 #: python-multipart's loggers: their warnings quote bytes of the body ("got 81 at index 6").
 FORM_PARSER_LOGGERS = ("python_multipart", "multipart")
+
+
+#: The service's own client waits less than the library's default (5 s, 60 s; 2 retries): a submit holds
+#: one of few slots, and a Progeny that accepts connections but never answers held it for 3 minutes.
+#: Progeny answers a POST with a task id at once; the verdict is then polled (up to 120 s).
+UPSTREAM_TIMEOUT: tuple[float, float] = (5.0, 20.0)
+UPSTREAM_RETRIES = 1
 
 
 def quiet_form_parser_logs() -> None:

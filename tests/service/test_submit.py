@@ -165,3 +165,41 @@ def test_api_errors_are_mapped_never_500(
             assert body["retry_after"] == 7
     if error == "upstream_timeout":
         assert body["task_id"]
+
+
+def test_a_progeny_that_never_answers_frees_the_slot_soon(gate: preflight.Gate, samples: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """An upstream that accepts connections and stays silent held a submit for 3 minutes (60 s x 3)."""
+    import socket
+    import threading
+    import time
+
+    from preflight.service import app as service_app
+
+    monkeypatch.setattr(service_app, "UPSTREAM_TIMEOUT", (0.5, 0.5))  # the service's own client, scaled down
+    monkeypatch.setenv("PROGENY_USERNAME", "u")
+    monkeypatch.setenv("PROGENY_PASSWORD", "p")
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                held.append(listener.accept()[0])  # and never answer
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    base = f"http://127.0.0.1:{listener.getsockname()[1]}/api/v3"
+    try:
+        with serve_app(create_app(gate=gate, progeny_base_url=base)) as url, requests.Session() as http:
+            started = time.monotonic()
+            answer = submit(http, url, "face_liveness", {"image": ("a.jpg", (samples / "obama.jpg").read_bytes())})
+            took = time.monotonic() - started
+    finally:
+        listener.close()
+        for connection in held:
+            connection.close()
+    assert answer.status_code == 502, answer.text
+    assert len(held) == 1 + service_app.UPSTREAM_RETRIES  # the token request, tried twice
+    assert took < 1 + (1 + service_app.UPSTREAM_RETRIES) * 1.0 + 2  # two 1 s attempts, a backoff, the check
