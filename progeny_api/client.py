@@ -730,6 +730,7 @@ class ProgenyClient:
         shown_path = f"{self._base_path}/{path}"
         retries = 0
         replayed_401 = False
+        call_started = time.monotonic()
         while True:
             headers: dict[str, str] = {}
             token: str | None = None
@@ -747,8 +748,10 @@ class ProgenyClient:
             except requests.RequestException as exc:
                 elapsed = time.monotonic() - started
                 reached = _may_have_reached_server(exc)
+                total = time.monotonic() - call_started
+                tries = f"{attempt} attempts in {total:.2f}s, the last " if attempt > 1 else ""
                 transport_error = TransportError(
-                    f"{method} {shown_path} failed after {elapsed:.2f}s: {type(exc).__name__}"
+                    f"{method} {shown_path} failed ({tries}after {elapsed:.2f}s): {type(exc).__name__}"
                     + (" (the request may have reached the server)" if reached else ""),
                     may_have_reached_server=reached,
                     method=method,

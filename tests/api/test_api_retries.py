@@ -221,6 +221,8 @@ def test_connection_refused_is_retried_even_for_post(
         client.face_liveness(face)
     assert info.value.may_have_reached_server is False
     assert len(sleeps) == 2  # max_retries
+    # the message counts every attempt, not only the last ("failed after 0.00s" said too little)
+    assert "failed (3 attempts in " in str(info.value) and ", the last after " in str(info.value)
 
 
 # -- bodies that are not what the docs promise ---------------------------------------------------------------
