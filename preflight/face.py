@@ -43,7 +43,7 @@ from typing import Any, Final
 import numpy as np
 
 from .errors import ModelError
-from .measures import CanonicalFace, box_iou
+from .measures import CanonicalFace, box_iou, face_size
 
 #: SHA-256 of the bundled ``face_landmarker.task`` (float16, version 1); see ``models/NOTICE``.
 DEFAULT_MODEL_SHA256: Final = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
@@ -294,7 +294,7 @@ class FaceAnalyzer:
 
     # -- detection -------------------------------------------------------------------------
     def detect(self, rgb: np.ndarray) -> list[Face]:
-        """All faces in an RGB uint8 image (H, W, 3), largest first (by landmark extent).
+        """All faces in an RGB uint8 image (H, W, 3), largest first (by :func:`~preflight.measures.face_size`).
 
         If the whole image gives none, overlapping tiles are searched (see ``tile_search``).
         """
@@ -460,8 +460,9 @@ def faces_from_result(result: Any, width: int, height: int) -> list[Face]:
 
 
 def _extent_size(face: Face) -> float:
-    x0, y0, x1, y1 = face.extent
-    return min(x1 - x0, y1 - y0)
+    """The face's size as ``face_size_px`` measures it (in its own frame, so a tilted head is not
+    ranked by its axis-aligned box): the primary face is the one the size rules judge."""
+    return face_size(face.landmarks)
 
 
 # -- the canonical face model inside the bundle --------------------------------------------------

@@ -63,7 +63,8 @@ def roll_deg(landmarks: np.ndarray) -> float:
     """In-plane rotation of the eye line, in degrees (positive: the image-right eye is lower).
 
     The line runs from the subject's right iris to the left iris, so the angle is continuous
-    beyond +-90 degrees (a face upside down reads about +-180).
+    beyond +-90 degrees (a face upside down reads about +-180, *if* the landmark model fits it as
+    one: on untagged upside-down photos it often fits an upright mesh instead; see docs/accuracy.md).
     """
     d = landmarks[LEFT_IRIS_CENTRE, :2] - landmarks[RIGHT_IRIS_CENTRE, :2]
     return float(math.degrees(math.atan2(float(d[1]), float(d[0]))))

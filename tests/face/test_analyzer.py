@@ -37,6 +37,26 @@ def test_detect_returns_pixel_landmarks_blendshapes_and_matrix(analyzer: FaceAna
     assert face.right_iris[0] < face.left_iris[0]
 
 
+def test_the_primary_face_is_the_largest_by_face_size(analyzer: FaceAnalyzer, samples: Path) -> None:
+    """A smaller face tilted by 40 deg has the larger axis-aligned box: it used to become the primary face,
+    and the real one's ratio to it read above 1 ("the second is 104 % the size of the main face")."""
+    from PIL import Image
+
+    photo = Image.open(samples / "obama.jpg").convert("RGB")
+    w, h = photo.size
+    crop = photo.crop((int(w * 0.2), int(h * 0.1), int(w * 0.8), int(h * 0.7)))
+    canvas = Image.new("RGB", (1600, 900), (200, 200, 200))
+    canvas.paste(crop.resize((500, 500 * crop.height // crop.width)), (50, 150))
+    tilted = crop.resize((450, 450 * crop.height // crop.width)).rotate(40, expand=True, fillcolor=(200, 200, 200))
+    canvas.paste(tilted, (800, 60))
+    faces = analyzer.detect(np.asarray(canvas))
+    assert len(faces) == 2
+    sizes = [M.face_size(f.landmarks) for f in faces]
+    extents = [min(f.extent[2] - f.extent[0], f.extent[3] - f.extent[1]) for f in faces]
+    assert sizes[0] > sizes[1] and extents[1] > extents[0]  # the case: ranked by size, not by box
+    assert abs(M.roll_deg(faces[0].landmarks)) < 5 and faces[0].extent[0] < 800
+
+
 def test_no_face_in_a_flat_image(analyzer: FaceAnalyzer) -> None:
     assert analyzer.detect(np.full((480, 640, 3), 127, np.uint8)) == []
 
