@@ -51,6 +51,36 @@ def lips_minus_eyes(rgb: np.ndarray, landmarks: np.ndarray) -> float | None:
     return None if lips is None or eyes is None else lips - eyes
 
 
+def _mean_in(luma: np.ndarray, draw) -> float:  # type: ignore[no-untyped-def]
+    mask = np.zeros(luma.shape, np.uint8)
+    draw(mask)
+    values = luma[mask.astype(bool)]
+    return float(values.mean()) if len(values) else float("nan")
+
+
+def shading_cue(rgb: np.ndarray, landmarks: np.ndarray) -> float:
+    """(iris / eye region) x (brow / cheek) luminance, by the mesh: below 1 where the "eyes" have dark
+    irises and a darker brow above than cheek below, as real eyes do; a mesh forced onto an inverted
+    face puts its eyes on the mouth, with the chin "above"."""
+    luma = rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    xy = landmarks[:, :2].astype(np.float64)
+    eyes_apart = float(np.linalg.norm(xy[M.RIGHT_IRIS_CENTRE] - xy[M.LEFT_IRIS_CENTRE]))
+    angle = np.radians(M.roll_deg(landmarks))
+    up = np.array([np.sin(angle), -np.cos(angle)])
+
+    def disk(centre: np.ndarray, radius: float) -> float:
+        point = (int(np.rint(centre[0])), int(np.rint(centre[1])))
+        return _mean_in(luma, lambda m: cv2.circle(m, point, max(1, int(radius)), 1, -1))
+
+    iris, shading = [], []
+    for centre, eye in ((M.RIGHT_IRIS_CENTRE, EYES[1]), (M.LEFT_IRIS_CENTRE, EYES[0])):
+        region = _mean_in(luma, lambda m, e=eye: cv2.fillPoly(m, [np.round(xy[e]).astype(np.int32)], 1))
+        iris.append(disk(xy[centre], eyes_apart * 0.05) / max(1.0, region))
+        shading.append(disk(xy[centre] + up * eyes_apart * 0.3, eyes_apart * 0.1)
+                       / max(1.0, disk(xy[centre] - up * eyes_apart * 0.35, eyes_apart * 0.1)))
+    return float(np.nanmean(iris) * np.nanmean(shading))
+
+
 def png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
@@ -63,6 +93,7 @@ def main() -> None:
     seen: set[str] = set()
     analyzer = FaceAnalyzer()
     cue: dict[str, list[float]] = {"upright": [], "turned, mesh forced upright": []}
+    shading: dict[str, list[float]] = {"upright": [], "turned, mesh forced upright": []}
     counts: dict[str, dict[str, int]] = {name: {"pass": 0, "no face": 0, "ROLL_TOO_LARGE": 0, "other": 0,
                                                 "mesh upright": 0} for name in TURNS}
     with preflight.Gate() as gate:
@@ -80,6 +111,8 @@ def main() -> None:
             faces = analyzer.detect(rgb)
             if faces and (value := lips_minus_eyes(rgb, faces[0].landmarks)) is not None:
                 cue["upright"].append(value)
+            if faces:
+                shading["upright"].append(shading_cue(rgb, faces[0].landmarks))
             for name, turn in TURNS.items():
                 turned = upright.transpose(turn)
                 report = gate.check(png(turned))
@@ -98,10 +131,17 @@ def main() -> None:
                     value = lips_minus_eyes(np.asarray(turned), faces[0].landmarks)
                     if name == "r180" and value is not None:
                         cue["turned, mesh forced upright"].append(value)
+                    if name == "r180":
+                        forced = shading_cue(np.asarray(turned), faces[0].landmarks)
+                        shading["turned, mesh forced upright"].append(forced)
     print(f"{len(passing)} distinct photos pass upright; turned without a tag:")
     print(f"{'turn':6} " + " ".join(f"{k:>14}" for k in next(iter(counts.values()))))
     for name, row in counts.items():
         print(f"{name:6} " + " ".join(f"{v:14d}" for v in row.values()))
+    print("shading cue (iris/eye x brow/cheek luminance): share above t")
+    for t in (0.8, 0.9, 1.0):
+        print(f"  t={t}: " + ", ".join(f"{name} {sum(v > t for v in values)}/{len(values)}"
+                                      for name, values in shading.items()))
     print("lips minus eye redness (by the fitted mesh):")
     for name, values in cue.items():
         if values:
