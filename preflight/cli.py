@@ -65,8 +65,8 @@ def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
 
 def locale_argument(text: str) -> str:
     """An argparse type: a locale that has a hint catalogue ("de-AT" gives "de"); anything else is refused."""
-    locale = guidance.resolve_locale(text)
-    if locale != text.replace("-", "_").split("_")[0].lower():
+    locale = guidance.find_locale(text)
+    if locale is None:
         raise argparse.ArgumentTypeError(f"no hints in {text!r}; available: {', '.join(guidance.available_locales())}")
     return locale
 

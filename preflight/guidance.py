@@ -73,15 +73,20 @@ def catalogue(locale: str = DEFAULT_LOCALE) -> dict[str, str]:
     return messages
 
 
-def resolve_locale(locale: str | None) -> str:
-    """The available locale that ``locale`` names (``"de"``, ``"de-AT"``, ``"de_DE"`` -> ``"de"``);
-    English when none does."""
-    if locale:
+def find_locale(locale: str | None) -> str | None:
+    """The available locale that ``locale`` names (``"de"``, ``"de-AT"``, ``"de_DE"`` -> ``"de"``), or
+    ``None``. Only catalogue names come back, so made-up names never grow the cached catalogues."""
+    if locale and locale.strip():
         available = available_locales()
-        for candidate in _candidates(locale[:32]):
+        for candidate in _candidates(locale.strip()[:32]):
             if candidate in available:
                 return candidate
-    return DEFAULT_LOCALE
+    return None
+
+
+def resolve_locale(locale: str | None) -> str:
+    """:func:`find_locale`, English when it finds none."""
+    return find_locale(locale) or DEFAULT_LOCALE
 
 
 def _candidates(locale: str) -> list[str]:

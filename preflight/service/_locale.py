@@ -2,35 +2,25 @@
 
 from __future__ import annotations
 
-from functools import cache
+from ..guidance import DEFAULT_LOCALE, available_locales, find_locale
 
-from ..guidance import DEFAULT_LOCALE, available_locales
-
-
-@cache
-def locales() -> tuple[str, ...]:
-    """The locales that have a hint catalogue (en, de, ...)."""
-    return available_locales()
+locales = available_locales  # the locales that have a hint catalogue (en, de, ...), for /healthz
 
 
 def resolve_locale(value: str | None, accept_language: str | None = None, default: str = DEFAULT_LOCALE) -> str:
     """An available locale for ``value`` ("de", "de-AT", "de_DE" -> "de"), else from Accept-Language, else default.
 
-    Only locales that have a catalogue are ever returned, so a client cannot grow the (cached) catalogues
-    with made-up names.
+    Only locales that have a catalogue are ever returned (:func:`~preflight.guidance.find_locale`), so a
+    client cannot grow the (cached) catalogues with made-up names.
     """
-    candidates: list[str] = []
-    if value:
-        candidates.append(value)
+    candidates = [value] if value else []
     if accept_language:
         candidates += _by_preference(accept_language)
-    available = locales()
     for candidate in candidates:
-        norm = candidate.strip().replace("-", "_")[:32]
-        for option in (norm, norm.split("_")[0].lower()):
-            if option in available:
-                return option
-    return default if default in available else DEFAULT_LOCALE
+        found = find_locale(candidate)
+        if found is not None:
+            return found
+    return find_locale(default) or DEFAULT_LOCALE
 
 
 def _by_preference(accept_language: str) -> list[str]:

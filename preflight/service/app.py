@@ -453,7 +453,7 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
         locale = _locale_from(request, form, state)
         annotate = _flag(form, "annotate")
         report = await run_in_threadpool(state.gate.check, image.data, policy=policy, name=_safe_name(image))
-        body = report_body(report, locale)
+        body = report.to_dict(locale)
         unusable = bool(report.codes & UNUSABLE_UPLOAD_CODES)
         if annotate:
             body["annotated_image"] = (
@@ -488,7 +488,7 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
         policy = _policy_from(form, state)
         report = await run_in_threadpool(state.gate.check, image.data, policy=policy, name=_safe_name(image))
         if report.codes & UNUSABLE_UPLOAD_CODES:
-            return json_response(report_body(report, _locale_from(request, form, state)), 422)
+            return json_response(report.to_dict(_locale_from(request, form, state)), 422)
         png = await run_in_threadpool(_png, image.data, report, state.gate, policy)
         headers = {
             "X-Preflight-Passed": "true" if report.passed else "false",
@@ -661,11 +661,6 @@ def _locale_from(request: Request, form: Form | None, state: ServiceState) -> st
 def _safe_name(part: FilePart) -> str | None:
     name = part.filename.replace("\\", "/").rsplit("/", 1)[-1].strip()
     return name[:200] or None
-
-
-def report_body(report: Report, locale: str) -> dict[str, Any]:
-    """``report.to_dict()`` with the hints (and each issue's hint) in ``locale``."""
-    return report.to_dict(locale)
 
 
 def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
