@@ -76,7 +76,7 @@ def _draw(rgb: np.ndarray, faces: list[Face], report: Report, policy: Policy) ->
     small = _font(max(11, round(13 * unit)))
     m = report.measurements
     face_codes = {"FACE_TOO_SMALL", "FACE_CUT_OFF", "EYE_DISTANCE_TOO_SMALL", "PITCH_TOO_LARGE", "YAW_TOO_LARGE",
-                  "ROLL_TOO_LARGE", "MULTIPLE_FACES"}
+                  "ROLL_TOO_LARGE", "IMAGE_TURNED", "MULTIPLE_FACES"}
 
     for index, face in enumerate(faces):
         x0, y0, x1, y1 = (v * scale for v in face.extent)
@@ -105,7 +105,7 @@ def _draw(rgb: np.ndarray, faces: list[Face], report: Report, policy: Policy) ->
             length = (x1 - x0) * 0.45
             tip = (nose[0] + length * math.sin(math.radians(m.yaw_deg)),
                    nose[1] - length * math.sin(math.radians(m.pitch_deg)))
-            pose_ok = not report.codes & {"PITCH_TOO_LARGE", "YAW_TOO_LARGE", "ROLL_TOO_LARGE"}
+            pose_ok = not report.codes & {"PITCH_TOO_LARGE", "YAW_TOO_LARGE", "ROLL_TOO_LARGE", "IMAGE_TURNED"}
             draw.line((nose[0], nose[1], tip[0], tip[1]), fill=(60, 140, 255), width=line)
             draw.ellipse((tip[0] - r, tip[1] - r, tip[0] + r, tip[1] + r), fill=(60, 140, 255))
             text = f"pitch {m.pitch_deg:+.0f}  yaw {m.yaw_deg:+.0f}  roll {(m.roll_deg or 0):+.0f} deg"

@@ -29,6 +29,8 @@ EYE_DISTANCE_TOO_SMALL: Final = "EYE_DISTANCE_TOO_SMALL"
 PITCH_TOO_LARGE: Final = "PITCH_TOO_LARGE"
 YAW_TOO_LARGE: Final = "YAW_TOO_LARGE"
 ROLL_TOO_LARGE: Final = "ROLL_TOO_LARGE"
+#: The face is turned by far more than a head tilts (upside down, on its side): the photo is turned.
+IMAGE_TURNED: Final = "IMAGE_TURNED"
 EYES_CLOSED: Final = "EYES_CLOSED"
 SUNGLASSES: Final = "SUNGLASSES"
 
@@ -58,6 +60,7 @@ DEFAULT_SEVERITY: Final[dict[str, Severity]] = {
     PITCH_TOO_LARGE: "error",
     YAW_TOO_LARGE: "error",
     ROLL_TOO_LARGE: "error",
+    IMAGE_TURNED: "error",
     EYES_CLOSED: "warning",
     SUNGLASSES: "warning",
     IMAGE_BLURRY: "error",

@@ -11,6 +11,10 @@ faces below about a tenth of the image's longer side (a valid 300 px face in a 4
 the whole image gives no face, :meth:`FaceAnalyzer.detect` looks again in overlapping tiles (see
 :func:`tile_grid`); a photo with a face found the ordinary way costs nothing extra.
 
+Upside-down photos without an EXIF tag: MediaPipe finds no face in many, and fits an upright mesh
+onto the inverted face in others. :meth:`FaceAnalyzer.detect` then looks at the image turned by 180
+degrees and returns that fit in the given image's pixels (see ``turn_search``).
+
 Threads: :meth:`~FaceAnalyzer.detect` holds a lock, so one analyser can be shared by many threads
 (MediaPipe runs one graph at a time anyway). Processes: an analyser pickles as its settings and
 loads its own landmarker in the process that unpickles it, so it can be handed to ``spawn`` or
@@ -43,7 +47,7 @@ from typing import Any, Final
 import numpy as np
 
 from .errors import ModelError
-from .measures import CanonicalFace, box_iou, face_size
+from .measures import CanonicalFace, box_iou, eye_shading, face_size, landmark_extent, lip_redness
 
 #: SHA-256 of the bundled ``face_landmarker.task`` (float16, version 1); see ``models/NOTICE``.
 DEFAULT_MODEL_SHA256: Final = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
@@ -74,6 +78,18 @@ TILE_MIN_FRACTION: Final = 0.4
 TILE_OVERLAP: Final = 0.2
 #: Detections of one face in several tiles overlap by far more than this (IoU of landmark boxes).
 TILE_DUPLICATE_IOU: Final = 0.3
+
+#: Upside-down photos without an EXIF tag (see :func:`~preflight.measures.eye_shading` and
+#: ``bench/upside_down.py``): when the main face's eye shading reads above TURN_DOUBT (its "eyes"
+#: may be a mouth), the image turned by 180 degrees is searched too, and its face is kept if its
+#: eyes read below TURN_CONFIRM, at least TURN_MARGIN lower than the upright fit's, on the same
+#: face (landmark boxes overlapping by more than TURN_SAME_FACE_IOU), with lips at least as red
+#: (:func:`~preflight.measures.lip_redness`). When no face is found at all, a turned face is kept
+#: if its eyes read below TURN_CONFIRM.
+TURN_DOUBT: Final = 0.6
+TURN_CONFIRM: Final = 0.8
+TURN_MARGIN: Final = 0.2
+TURN_SAME_FACE_IOU: Final = 0.3
 
 
 class _Default:
@@ -158,6 +174,13 @@ class FaceAnalyzer:
             find faces down to 150 px (4.8 % of the longer side above 3125 px) instead of 10-12 %
             of the longer side. Costs nothing when the whole image gives a face; an image without
             one pays for 2-16 tile runs of 4-10 ms each (bench/small_faces.py).
+        turn_search: recognise photos stored upside down without an EXIF tag. MediaPipe finds no
+            face in many of them, and in the others fits an upright mesh onto the inverted face
+            (eyes on the mouth), so they would read as upright. When no face is found, or the main
+            face's eyes do not look like eyes (:func:`~preflight.measures.eye_shading`), the image
+            turned by 180 degrees is searched as well; a face found there whose eyes look right is
+            returned in this image's pixels (its roll reads about 180). Costs one more landmarker
+            run on those images only (about 1 photo in 10 of the corpus; see docs/accuracy.md).
 
     Raises:
         ModelError: the bundle is missing, unreadable, has the wrong hash or cannot be loaded.
@@ -171,6 +194,7 @@ class FaceAnalyzer:
         min_detection_confidence: float = 0.5,
         max_faces: int = 4,
         tile_search: bool = True,
+        turn_search: bool = True,
     ) -> None:
         if max_faces < 1:
             raise ValueError("max_faces must be at least 1")
@@ -181,6 +205,7 @@ class FaceAnalyzer:
         self.min_detection_confidence = float(min_detection_confidence)
         self.max_faces = int(max_faces)
         self.tile_search = bool(tile_search)
+        self.turn_search = bool(turn_search)
         self._lock = threading.Lock()
         self._landmarker: Any = None
         #: The canonical face model of the bundle (for head pose), or None if it has none.
@@ -269,6 +294,7 @@ class FaceAnalyzer:
             "min_detection_confidence": self.min_detection_confidence,
             "max_faces": self.max_faces,
             "tile_search": self.tile_search,
+            "turn_search": self.turn_search,
             "closed": self._closed,
         }
 
@@ -278,6 +304,7 @@ class FaceAnalyzer:
         self.min_detection_confidence = state["min_detection_confidence"]
         self.max_faces = state["max_faces"]
         self.tile_search = bool(state.get("tile_search", True))
+        self.turn_search = bool(state.get("turn_search", True))
         self._lock = threading.Lock()
         self._landmarker = None
         self.canonical = None
@@ -290,16 +317,25 @@ class FaceAnalyzer:
     def __repr__(self) -> str:
         model = self.model_path or "<bundled>"
         return (f"FaceAnalyzer(model={model!r}, max_faces={self.max_faces}, tile_search={self.tile_search}, "
+                f"turn_search={self.turn_search}, "
                 f"closed={self._closed})")
 
     # -- detection -------------------------------------------------------------------------
     def detect(self, rgb: np.ndarray) -> list[Face]:
         """All faces in an RGB uint8 image (H, W, 3), largest first (by :func:`~preflight.measures.face_size`).
 
-        If the whole image gives none, overlapping tiles are searched (see ``tile_search``).
+        If the whole image gives none, overlapping tiles are searched (see ``tile_search``); a
+        photo stored upside down is recognised and its faces returned turned back into this image's
+        pixels (see ``turn_search``).
         """
         if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
             raise ValueError(f"expected an RGB uint8 array of shape (H, W, 3), got {rgb.dtype} {rgb.shape}")
+        faces = self._run(rgb, tiles=self.tile_search)
+        if self.turn_search:
+            faces = self._upside_down(rgb, faces)
+        return faces
+
+    def _run(self, rgb: np.ndarray, *, tiles: bool) -> list[Face]:
         height, width = int(rgb.shape[0]), int(rgb.shape[1])
         image = _mp_image(rgb)
         with self._lock:
@@ -309,9 +345,34 @@ class FaceAnalyzer:
                 self._release()
                 self._open()
             faces = faces_from_result(self._landmarker.detect(image), width, height)
-            if not faces and self.tile_search and max(width, height) > TILE_SIDE_PX:
+            if not faces and tiles and max(width, height) > TILE_SIDE_PX:
                 faces = self._detect_in_tiles(rgb)
         return faces
+
+    def _upside_down(self, rgb: np.ndarray, faces: list[Face]) -> list[Face]:
+        """``faces``, or the faces of the image turned by 180 degrees (in this image's pixels) when
+        those are the better fit: see ``turn_search`` and the ``TURN_*`` constants."""
+        upright = eye_shading(rgb, faces[0].landmarks) if faces else None
+        if faces and (upright is None or upright <= TURN_DOUBT):
+            return faces
+        turned = np.ascontiguousarray(rgb[::-1, ::-1])
+        found = self._run(turned, tiles=False)
+        if not found:
+            return faces
+        shading = eye_shading(turned, found[0].landmarks)
+        if shading is None or shading >= TURN_CONFIRM:
+            return faces
+        height, width = int(rgb.shape[0]), int(rgb.shape[1])
+        back = [turn_face_180(face, width, height) for face in found]
+        if faces:
+            assert upright is not None
+            same = box_iou(landmark_extent(faces[0].landmarks), landmark_extent(back[0].landmarks))
+            if shading > upright - TURN_MARGIN or same <= TURN_SAME_FACE_IOU:
+                return faces
+            red_upright, red_turned = lip_redness(rgb, faces[0].landmarks), lip_redness(turned, found[0].landmarks)
+            if red_upright is not None and red_turned is not None and red_turned < red_upright:
+                return faces
+        return back
 
     def _detect_in_tiles(self, rgb: np.ndarray) -> list[Face]:
         """Faces found in the tiles of :func:`tile_grid`, in full-image pixels. Call with the lock held."""
@@ -352,6 +413,16 @@ def merge_tile_faces(found: list[tuple[tuple[int, int, int, int], Face]], width:
             kept.append(face)
     kept.sort(key=_extent_size, reverse=True)
     return kept
+
+
+def turn_face_180(face: Face, width: int, height: int) -> Face:
+    """A face found in an image turned by 180 degrees, in the pixels of the (width, height) original."""
+    marks = face.landmarks.copy()
+    marks[:, 0] = width - marks[:, 0]
+    marks[:, 1] = height - marks[:, 1]
+    # the camera's x and y axes turn with the image: a half turn about its z axis
+    matrix = None if face.matrix is None else np.diag([-1.0, -1.0, 1.0, 1.0]) @ face.matrix
+    return Face(landmarks=marks, blendshapes=face.blendshapes, matrix=matrix, image_size=(width, height))
 
 
 def tile_grid(width: int, height: int) -> list[tuple[int, int, int, int]]:

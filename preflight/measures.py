@@ -37,6 +37,8 @@ LEFT_IRIS_CENTRE: Final = 473
 RIGHT_EYE_CORNERS: Final = (33, 133)
 LEFT_EYE_CORNERS: Final = (263, 362)
 NOSE_BRIDGE: Final = 168
+#: Outer lip contour.
+LIPS: Final = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146)
 CHIN: Final = 152
 #: Cheek patches below each eye (subject's right, left): skin reference for the sunglasses score.
 RIGHT_CHEEK: Final = (117, 118, 101, 36, 205, 187, 123, 116)
@@ -63,8 +65,9 @@ def roll_deg(landmarks: np.ndarray) -> float:
     """In-plane rotation of the eye line, in degrees (positive: the image-right eye is lower).
 
     The line runs from the subject's right iris to the left iris, so the angle is continuous
-    beyond +-90 degrees (a face upside down reads about +-180, *if* the landmark model fits it as
-    one: on untagged upside-down photos it often fits an upright mesh instead; see docs/accuracy.md).
+    beyond +-90 degrees: a face upside down reads about +-180 (on untagged upside-down photos the
+    landmark model often fits an upright mesh instead; ``FaceAnalyzer(turn_search=True)`` corrects
+    that, see docs/accuracy.md).
     """
     d = landmarks[LEFT_IRIS_CENTRE, :2] - landmarks[RIGHT_IRIS_CENTRE, :2]
     return float(math.degrees(math.atan2(float(d[1]), float(d[0]))))
@@ -628,6 +631,99 @@ def sunglasses_score(crop: FaceCrop, landmarks: np.ndarray) -> float | None:
         flatness = min(1.0, max(0.0, 1.0 - float(p95 - p5) / skin))
         scores.append(darkness * flatness)
     return max(scores) if scores else None
+
+
+# -- orientation -----------------------------------------------------------------------------
+
+#: :func:`eye_shading` resamples the eye band so the iris centres are this many pixels apart.
+EYE_SHADING_EYE_DISTANCE_PX: Final = 64.0
+
+
+def _disk_mean(gray: np.ndarray, centre: np.ndarray, radius: float) -> float:
+    mask = np.zeros(gray.shape, dtype=np.uint8)
+    cv2.circle(mask, (round(float(centre[0])), round(float(centre[1]))), max(1, int(radius)), 1, -1)
+    values = gray[mask.astype(bool)]
+    return float(values.mean()) if values.size else math.nan
+
+
+def eye_shading(rgb: np.ndarray, landmarks: np.ndarray) -> float | None:
+    """Do the mesh's eyes look like eyes? ``(iris / eye region) x (brow / cheek)`` luminance.
+
+    Real eyes have an iris darker than the eye opening around it, and the brow above an eye is
+    darker than the cheek below it: about 0.45 on an ordinary photo, rarely above 0.8. When
+    MediaPipe is given an upside-down face without an EXIF tag it often fits an *upright* mesh
+    onto it (its roll reads near 0, not 180): the mesh's "eyes" then lie on the mouth and nostrils
+    with the chin "above", and the ratio reads above 1. :class:`~preflight.face.FaceAnalyzer`
+    uses this to decide when to look at the image turned by 180 degrees. ``None`` when the eyes
+    are too small or outside the image. Measured on a copy of the eye band resampled to
+    :data:`EYE_SHADING_EYE_DISTANCE_PX` between the irises (cheap, and scale-free).
+    """
+    xy = landmarks[:, :2].astype(np.float64)
+    eyes = eye_distance(landmarks)
+    if eyes < 8:
+        return None
+    angle = math.radians(roll_deg(landmarks))
+    up = np.array([math.sin(angle), -math.cos(angle)])  # toward the top of the head
+    iris = (xy[RIGHT_IRIS_CENTRE], xy[LEFT_IRIS_CENTRE])
+    brows = [c + up * eyes * 0.3 for c in iris]
+    cheeks = [c - up * eyes * 0.35 for c in iris]
+    points = np.vstack([xy[list(RIGHT_EYE)], xy[list(LEFT_EYE)], *brows, *cheeks])
+    margin = 0.15 * eyes
+    height, width = rgb.shape[:2]
+    x0, y0 = (max(0, math.floor(v - margin)) for v in points.min(axis=0))
+    x1 = min(width, math.ceil(points[:, 0].max() + margin))
+    y1 = min(height, math.ceil(points[:, 1].max() + margin))
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return None
+    factor = EYE_SHADING_EYE_DISTANCE_PX / eyes
+    size = (max(4, round((x1 - x0) * factor)), max(4, round((y1 - y0) * factor)))
+    interp = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
+    band = cv2.resize(cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY), size,
+                      interpolation=interp).astype(np.float32)
+    origin = np.array([x0, y0], dtype=np.float64)
+
+    def at(point: np.ndarray) -> np.ndarray:
+        return np.asarray((point - origin) * factor)
+
+    d = EYE_SHADING_EYE_DISTANCE_PX
+    iris_ratios, shading_ratios = [], []
+    for centre, brow, cheek, contour in zip(iris, brows, cheeks, (RIGHT_EYE, LEFT_EYE), strict=True):
+        opening = band[_polygon_mask(band.shape, at(xy[list(contour)]))]
+        if opening.size:
+            iris_ratios.append(_disk_mean(band, at(centre), 0.05 * d) / max(1.0, float(opening.mean())))
+        shading_ratios.append(_disk_mean(band, at(brow), 0.1 * d) / max(1.0, _disk_mean(band, at(cheek), 0.1 * d)))
+    iris_ratios = [v for v in iris_ratios if math.isfinite(v)]
+    shading_ratios = [v for v in shading_ratios if math.isfinite(v)]
+    if not iris_ratios or not shading_ratios:  # the eye band is cut off by the image border
+        return None
+    return float(np.mean(iris_ratios) * np.mean(shading_ratios))
+
+
+def lip_redness(rgb: np.ndarray, landmarks: np.ndarray) -> float | None:
+    """Redness ``(R - G) / (R + G + B)`` of the mesh's lips minus that of its eye openings.
+
+    Lips are redder than eyes on a real fit; on a mesh forced onto an upside-down face the "lips"
+    lie on the eyes and brows and the "eyes" on the lips, so the difference drops. A tie-breaker
+    between two fits of one face (see :class:`~preflight.face.FaceAnalyzer`), not a rule by itself:
+    alone it overlaps too much (``bench/upside_down.py``). ``None`` when a region is outside the image.
+    """
+    xy = landmarks[:, :2].astype(np.float64)
+    groups = (xy[list(LIPS)], xy[list(RIGHT_EYE)], xy[list(LEFT_EYE)])
+    points = np.vstack(groups)
+    height, width = rgb.shape[:2]
+    x0, y0 = (max(0, math.floor(v)) for v in points.min(axis=0))
+    x1 = min(width, math.ceil(points[:, 0].max()) + 1)
+    y1 = min(height, math.ceil(points[:, 1].max()) + 1)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    region = rgb[y0:y1, x0:x1].astype(np.float32)
+    redness = (region[..., 0] - region[..., 1]) / (region.sum(axis=2) + 1.0)
+    origin = np.array([x0, y0], dtype=np.float64)
+    lips = redness[_polygon_mask(redness.shape, groups[0] - origin)]
+    eyes = redness[_polygon_mask(redness.shape, groups[1] - origin) | _polygon_mask(redness.shape, groups[2] - origin)]
+    if not lips.size or not eyes.size:
+        return None
+    return float(lips.mean() - eyes.mean())
 
 
 # -- documents (no face) ---------------------------------------------------------------------------

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 #: Codes that need a face; reported as not checked when there is none.
 FACE_CODES: tuple[str, ...] = (
     C.MULTIPLE_FACES, C.FACE_TOO_SMALL, C.FACE_CUT_OFF, C.EYE_DISTANCE_TOO_SMALL,
-    C.PITCH_TOO_LARGE, C.YAW_TOO_LARGE, C.ROLL_TOO_LARGE, C.EYES_CLOSED, C.SUNGLASSES,
+    C.PITCH_TOO_LARGE, C.YAW_TOO_LARGE, C.ROLL_TOO_LARGE, C.IMAGE_TURNED, C.EYES_CLOSED, C.SUNGLASSES,
     C.IMAGE_BLURRY, C.IMAGE_TOO_DARK, C.IMAGE_TOO_BRIGHT, C.UNEVEN_LIGHTING,
 )
 #: Two detections whose boxes overlap more than this are the same face seen twice.
@@ -183,10 +183,18 @@ def _face(rgb: np.ndarray, faces: list[Face], policy: Policy, analyzer: FaceAnal
             f"the eyes are {eyes:.0f} px apart; at least {policy.min_eye_distance_px:g} px is needed",
             measured=round(eyes, 1), limit=policy.min_eye_distance_px,
         ))
+    turned = abs(roll) > max(policy.min_turned_roll_deg, policy.max_roll_deg)
+    if turned:
+        how = "upside down" if abs(roll) > 135 else "on its side"
+        issues.append(Issue.make(
+            C.IMAGE_TURNED, f"the face is turned by {roll:+.0f} degrees: the photo is {how} (at most "
+            f"+-{policy.max_roll_deg:g} degrees of roll is accepted)",
+            measured=round(roll, 1), limit=policy.max_roll_deg,
+        ))
     for code, value, limit, what in (
         (C.PITCH_TOO_LARGE, pitch, policy.max_pitch_deg, "tilted up or down (pitch)"),
         (C.YAW_TOO_LARGE, yaw, policy.max_yaw_deg, "turned sideways (yaw)"),
-        (C.ROLL_TOO_LARGE, roll, policy.max_roll_deg, "tilted to the side (roll)"),
+        (C.ROLL_TOO_LARGE, None if turned else roll, policy.max_roll_deg, "tilted to the side (roll)"),
     ):
         if value is not None and abs(value) > limit:
             issues.append(Issue.make(

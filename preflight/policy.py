@@ -67,6 +67,7 @@ FIELD_RANGES: dict[str, Range] = {
     "max_pitch_deg": _ANGLE,
     "max_yaw_deg": _ANGLE,
     "max_roll_deg": _ANGLE,
+    "min_turned_roll_deg": _ANGLE,
     "multiple_faces_error_ratio": _FRACTION,
     "multiple_faces_ignore_ratio": _FRACTION,
     "min_face_detection_confidence": _FRACTION,
@@ -137,6 +138,9 @@ class Policy:
     max_pitch_deg: float = 25.0
     max_yaw_deg: float = 25.0
     max_roll_deg: float = 35.0
+    #: A face rolled by more than this is a photo turned on its side or upside down (IMAGE_TURNED,
+    #: reported instead of ROLL_TOO_LARGE: the fix is to turn the photo, not the head).
+    min_turned_roll_deg: float = 60.0
     #: A second face whose size is at least this share of the primary face's is an error
     #: (someone else is in the picture); smaller ones (posters, people far behind) are a warning.
     multiple_faces_error_ratio: float = 0.5
