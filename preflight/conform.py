@@ -1,6 +1,7 @@
 """Repair what is purely technical, and nothing else.
 
-``conform`` bakes the EXIF orientation into the pixels, downscales towards the recommended height
+``conform`` bakes the EXIF orientation into the pixels, turns a photo stored on its side or upside down
+without a tag upright (``IMAGE_TURNED``: the face's roll says by how much), downscales towards the recommended height
 (stopping where the face or the shorter side would fall below its minimum: those are errors, the height
 only a warning), converts unsupported-but-decodable formats and unusual modes (16-bit, CMYK, RGBA, palette) to 8-bit
 RGB JPEG, re-encodes at the highest JPEG quality that fits the byte limit, and strips EXIF/XMP/GPS
@@ -190,13 +191,16 @@ def _conform(source: Source, policy: Policy, gate: Gate, strip_metadata: bool, n
 
     changes: list[str] = []
     orientation = m.exif_orientation or 1
-    target = _target_size(m.width, m.height, original, policy)
+    turn = _upright_turn(original)
+    width, height = (m.height, m.width) if turn in _QUARTER_TURNS else (m.width, m.height)
+    target = _target_size(width, height, original, policy)
     needs_pixels = (
         decoded is not None
         or orientation != 1
+        or turn is not None
         or m.format not in policy.allowed_formats
         or pil.mode not in ("RGB", "L")
-        or target != (m.width, m.height)
+        or target != (width, height)
         or (m.file_bytes or 0) > policy.max_file_bytes
     )
     if not needs_pixels:
@@ -224,6 +228,10 @@ def _conform(source: Source, policy: Policy, gate: Gate, strip_metadata: bool, n
     if orientation != 1:
         pil = ImageOps.exif_transpose(pil)
         changes.append(f"applied EXIF orientation {orientation} to the pixels")
+    if turn is not None:
+        pil = pil.transpose(turn)
+        changes.append(f"turned the photo upright {_TURN_NAMES[turn]} "
+                       f"(the face was turned by {m.roll_deg:+.0f} degrees)")
     if m.format not in policy.allowed_formats or decoded is not None:
         changes.append(f"converted {m.format or 'decoded image'} to JPEG")
     if pil.mode not in ("RGB", "L"):
@@ -264,6 +272,27 @@ def _open(data: bytes | None, decoded: Any) -> Image.Image | None:
         return Image.fromarray(arr[:, :, :3] if arr.ndim == 3 and arr.shape[2] == 4 else arr)
     except Exception:
         return None
+
+
+_QUARTER_TURNS = (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270)
+_TURN_NAMES = {
+    Image.Transpose.ROTATE_90: "by 90 degrees counter-clockwise",
+    Image.Transpose.ROTATE_180: "by 180 degrees",
+    Image.Transpose.ROTATE_270: "by 90 degrees clockwise",
+}
+
+
+def _upright_turn(original: Report) -> Image.Transpose | None:
+    """The quarter turns that bring a turned face (IMAGE_TURNED) upright, or None.
+
+    A roll of +90 (the image-right eye lower: the face turned clockwise as seen) is undone by a
+    counter-clockwise quarter turn; +-180 by a half turn.
+    """
+    roll = original.measurements.roll_deg
+    if C.IMAGE_TURNED not in original.codes or roll is None:
+        return None
+    quarters = round(roll / 90.0) % 4
+    return {1: Image.Transpose.ROTATE_90, 2: Image.Transpose.ROTATE_180, 3: Image.Transpose.ROTATE_270}.get(quarters)
 
 
 def _target_size(width: int, height: int, original: Report, policy: Policy) -> tuple[int, int]:

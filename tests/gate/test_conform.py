@@ -77,6 +77,22 @@ def test_conformed_verdicts_are_never_worse(samples, gate, name):
     assert (after.width or 0) <= (before.width or 0)  # never upscaled
 
 
+@pytest.mark.parametrize(("turn", "said"), [
+    (Image.Transpose.ROTATE_180, "by 180 degrees"),
+    (Image.Transpose.ROTATE_90, "by 90 degrees clockwise"),  # stored turned counter-clockwise
+    (Image.Transpose.ROTATE_270, "by 90 degrees counter-clockwise"),
+])
+def test_a_photo_turned_without_a_tag_is_turned_upright(samples, gate, turn, said):
+    upright = Image.open(samples / "obama.jpg").convert("RGB")
+    stored = encode(upright.transpose(turn), "PNG")  # no EXIF tag says how to show it
+    result = conform(stored, gate=gate)
+    assert C.IMAGE_TURNED in result.original.codes
+    assert any(f"turned the photo upright {said}" in c for c in result.changes), result.changes
+    assert result.data is not None and result.report.passed, result.report
+    assert result.size == upright.size
+    assert abs(result.report.measurements.roll_deg or 99) < 10
+
+
 def test_downscaling_a_tall_narrow_photo_keeps_the_minimum_side(gate):
     # 970x2204 at the recommended 1080 px height would be 475 px wide: RESOLUTION_TOO_LOW, an error
     # the original did not have; it stops at 480 px instead (a warning about the height is better)
