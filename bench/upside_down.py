@@ -1,84 +1,59 @@
-"""Photos turned without an EXIF tag: how often the gate still passes them (a known limitation).
+"""Photos turned without an EXIF tag: does the gate say so (IMAGE_TURNED), and never on upright ones?
 
-Every JPEG/PNG of ``shared/faces`` that passes the default policy upright (each content once) is
-turned by 180, 90 clockwise and 90 counter-clockwise, saved as PNG *without* an orientation tag, and
-checked again. For the turned photos where a face is still found, the roll of the fitted mesh shows
-whether MediaPipe fitted it as an inverted face (roll near 180) or forced an upright mesh onto it.
-A colour cue is printed as well: redness of the lips minus redness of the eye regions, by the mesh.
+1. Every JPEG/PNG of ``shared/faces`` that passes the default policy upright (each content once) is
+   turned by 180, 90 clockwise and 90 counter-clockwise, saved as PNG *without* an orientation
+   tag, and checked again: how many pass (the failure this bench exists for), are reported as
+   turned, give no face, or fail on other codes. The same with ``turn_search=False`` shows what the
+   turned search adds.
+2. False alarms: the calibration photos (``_corpus.py``) upright, untouched and under the
+   degradations of ``calibrate.py`` that change the eyes' shading most (exposure, tone curve,
+   backlight, side light, blur, colour): how often IMAGE_TURNED is reported, and how often the
+   turned search ran (its cost: one more landmarker run).
+3. The cues behind the search (``measures.eye_shading``, ``measures.lip_redness``) on upright fits
+   and on the upright meshes MediaPipe forces onto the turned photos.
 
-    .venv/bin/python bench/upside_down.py      # about 2 minutes
+    .venv/bin/python bench/upside_down.py      # about 4 minutes on 2 cores
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import statistics
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
-import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _corpus import shared_faces
+from _corpus import calibration_set, read_rgb, shared_faces
+from calibrate import fold, levels
 
 import preflight
+from preflight import codes as C
 from preflight import measures as M
+from preflight import pixels
 from preflight.face import FaceAnalyzer
+from preflight.policy import Policy
 
 TURNS = {"r180": Image.Transpose.ROTATE_180, "cw90": Image.Transpose.ROTATE_270, "ccw90": Image.Transpose.ROTATE_90}
-LIPS = [61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146]
-EYES = ([33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7],
-        [263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249])
+UPRIGHT_LEVELS = ("orig", "EV -3", "EV -2", "EV +2", "gamma 2.5", "gamma 0.4", "backlit (face -2, bg +2 EV)",
+                  "side light -2 EV", "gauss 4%", "motion 20%", "tungsten (R x1.6, B x0.5)", "desaturated")
 
 
-def redness(rgb: np.ndarray, polygons: list[np.ndarray]) -> float | None:
-    mask = np.zeros(rgb.shape[:2], np.uint8)
-    for polygon in polygons:
-        cv2.fillPoly(mask, [np.round(polygon).astype(np.int32)], 1)
-    pixels = rgb[mask.astype(bool)].astype(float)
-    if not len(pixels):
-        return None
-    return float(np.mean((pixels[:, 0] - pixels[:, 1]) / (pixels.sum(axis=1) + 1)))
+class CountingAnalyzer(FaceAnalyzer):
+    """Counts landmarker runs on the turned image (the turned search's cost)."""
 
+    turned_runs = 0
 
-def lips_minus_eyes(rgb: np.ndarray, landmarks: np.ndarray) -> float | None:
-    xy = landmarks[:, :2]
-    lips, eyes = redness(rgb, [xy[LIPS]]), redness(rgb, [xy[e] for e in EYES])
-    return None if lips is None or eyes is None else lips - eyes
-
-
-def _mean_in(luma: np.ndarray, draw) -> float:  # type: ignore[no-untyped-def]
-    mask = np.zeros(luma.shape, np.uint8)
-    draw(mask)
-    values = luma[mask.astype(bool)]
-    return float(values.mean()) if len(values) else float("nan")
-
-
-def shading_cue(rgb: np.ndarray, landmarks: np.ndarray) -> float:
-    """(iris / eye region) x (brow / cheek) luminance, by the mesh: below 1 where the "eyes" have dark
-    irises and a darker brow above than cheek below, as real eyes do; a mesh forced onto an inverted
-    face puts its eyes on the mouth, with the chin "above"."""
-    luma = rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
-    xy = landmarks[:, :2].astype(np.float64)
-    eyes_apart = float(np.linalg.norm(xy[M.RIGHT_IRIS_CENTRE] - xy[M.LEFT_IRIS_CENTRE]))
-    angle = np.radians(M.roll_deg(landmarks))
-    up = np.array([np.sin(angle), -np.cos(angle)])
-
-    def disk(centre: np.ndarray, radius: float) -> float:
-        point = (int(np.rint(centre[0])), int(np.rint(centre[1])))
-        return _mean_in(luma, lambda m: cv2.circle(m, point, max(1, int(radius)), 1, -1))
-
-    iris, shading = [], []
-    for centre, eye in ((M.RIGHT_IRIS_CENTRE, EYES[1]), (M.LEFT_IRIS_CENTRE, EYES[0])):
-        region = _mean_in(luma, lambda m, e=eye: cv2.fillPoly(m, [np.round(xy[e]).astype(np.int32)], 1))
-        iris.append(disk(xy[centre], eyes_apart * 0.05) / max(1.0, region))
-        shading.append(disk(xy[centre] + up * eyes_apart * 0.3, eyes_apart * 0.1)
-                       / max(1.0, disk(xy[centre] - up * eyes_apart * 0.35, eyes_apart * 0.1)))
-    return float(np.nanmean(iris) * np.nanmean(shading))
+    def _run(self, rgb: np.ndarray, *, tiles: bool) -> list[Any]:
+        if not tiles and self.tile_search:
+            CountingAnalyzer.turned_runs += 1
+        return super()._run(rgb, tiles=tiles)
 
 
 def png(image: Image.Image) -> bytes:
@@ -87,66 +62,114 @@ def png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def main() -> None:
+def outcome(report: preflight.Report) -> str:
+    if report.passed:
+        return "pass"
+    for code in (C.IMAGE_TURNED, C.FACE_NOT_FOUND, C.ROLL_TOO_LARGE):
+        if code in report.codes:
+            return code
+    return "other"
+
+
+def turned_photos() -> None:
     root = shared_faces()
     paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     seen: set[str] = set()
-    analyzer = FaceAnalyzer()
-    cue: dict[str, list[float]] = {"upright": [], "turned, mesh forced upright": []}
-    shading: dict[str, list[float]] = {"upright": [], "turned, mesh forced upright": []}
-    counts: dict[str, dict[str, int]] = {name: {"pass": 0, "no face": 0, "ROLL_TOO_LARGE": 0, "other": 0,
-                                                "mesh upright": 0} for name in TURNS}
-    with preflight.Gate() as gate:
+    shading: dict[str, list[float]] = {"upright fit": [], "mesh forced upright on r180": []}
+    redness: dict[str, list[float]] = {"upright fit": [], "mesh forced upright on r180": []}
+    columns = ("pass", C.IMAGE_TURNED, C.FACE_NOT_FOUND, C.ROLL_TOO_LARGE, "other")
+    counts = {(search, name): dict.fromkeys(columns, 0) for search in (True, False) for name in TURNS}
+    with preflight.Gate() as gate, preflight.Gate() as gate_plain:
+        plain = gate_plain.analyzer
+        plain.turn_search = False
         passing = []
         for path in paths:
             digest = hashlib.md5(path.read_bytes()).hexdigest()
-            if digest in seen:
-                continue
-            seen.add(digest)
-            if gate.check(path).passed:
-                passing.append(path)
+            if digest not in seen:
+                seen.add(digest)
+                if gate.check(path).passed:
+                    passing.append(path)
         for path in passing:
             upright = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
             rgb = np.asarray(upright)
-            faces = analyzer.detect(rgb)
-            if faces and (value := lips_minus_eyes(rgb, faces[0].landmarks)) is not None:
-                cue["upright"].append(value)
-            if faces:
-                shading["upright"].append(shading_cue(rgb, faces[0].landmarks))
+            if faces := plain.detect(rgb):
+                _cues(rgb, faces[0].landmarks, "upright fit", shading, redness)
             for name, turn in TURNS.items():
                 turned = upright.transpose(turn)
-                report = gate.check(png(turned))
-                row = counts[name]
-                if report.passed:
-                    row["pass"] += 1
-                elif preflight.codes.FACE_NOT_FOUND in report.codes:
-                    row["no face"] += 1
-                elif preflight.codes.ROLL_TOO_LARGE in report.codes:
-                    row["ROLL_TOO_LARGE"] += 1
-                else:
-                    row["other"] += 1
-                faces = analyzer.detect(np.asarray(turned))
-                if faces and abs(M.roll_deg(faces[0].landmarks)) < (90 if name == "r180" else 35):
-                    row["mesh upright"] += 1
-                    value = lips_minus_eyes(np.asarray(turned), faces[0].landmarks)
-                    if name == "r180" and value is not None:
-                        cue["turned, mesh forced upright"].append(value)
-                    if name == "r180":
-                        forced = shading_cue(np.asarray(turned), faces[0].landmarks)
-                        shading["turned, mesh forced upright"].append(forced)
-    print(f"{len(passing)} distinct photos pass upright; turned without a tag:")
-    print(f"{'turn':6} " + " ".join(f"{k:>14}" for k in next(iter(counts.values()))))
-    for name, row in counts.items():
-        print(f"{name:6} " + " ".join(f"{v:14d}" for v in row.values()))
-    print("shading cue (iris/eye x brow/cheek luminance): share above t")
-    for t in (0.8, 0.9, 1.0):
-        print(f"  t={t}: " + ", ".join(f"{name} {sum(v > t for v in values)}/{len(values)}"
-                                      for name, values in shading.items()))
-    print("lips minus eye redness (by the fitted mesh):")
-    for name, values in cue.items():
-        if values:
-            print(f"  {name:28} n={len(values):3d} min {min(values):+.3f} median {statistics.median(values):+.3f}"
-                  f" max {max(values):+.3f}")
+                data = png(turned)
+                counts[True, name][outcome(gate.check(data))] += 1
+                counts[False, name][outcome(gate_plain.check(data))] += 1
+                faces = plain.detect(np.asarray(turned)) if name == "r180" else []
+                if faces and abs(M.roll_deg(faces[0].landmarks)) < 90:
+                    _cues(np.asarray(turned), faces[0].landmarks, "mesh forced upright on r180", shading, redness)
+    print(f"## 1. {len(passing)} distinct corpus photos pass upright; turned without a tag, checked again")
+    print(f"{'turn':6} {'turn_search':>11} " + " ".join(f"{k:>15}" for k in columns))
+    for (search, name), row in counts.items():
+        print(f"{name:6} {'on' if search else 'off':>11} " + " ".join(f"{v:15d}" for v in row.values()))
+    print("\n## 3. the cues (quantiles 5/50/95 %, n)")
+    for label, values in (("eye_shading", shading), ("lip_redness", redness)):
+        for group, v in values.items():
+            q = np.percentile(v, [5, 50, 95]) if v else [float("nan")] * 3
+            print(f"  {label:12} {group:30} {q[0]:+.3f} {q[1]:+.3f} {q[2]:+.3f}  n={len(v)}")
+
+
+def _cues(rgb: np.ndarray, landmarks: np.ndarray, group: str,
+          shading: dict[str, list[float]], redness: dict[str, list[float]]) -> None:
+    if (value := M.eye_shading(rgb, landmarks)) is not None:
+        shading[group].append(value)
+    if (value := M.lip_redness(rgb, landmarks)) is not None:
+        redness[group].append(value)
+
+
+_ANALYZER: CountingAnalyzer | None = None
+
+
+def _init() -> None:
+    global _ANALYZER
+    _ANALYZER = CountingAnalyzer(max_faces=2)
+
+
+def _upright(task: tuple[int, str, str]) -> list[tuple[str, str, bool, bool, int]]:
+    """(image, level, IMAGE_TURNED?, face found?, turned runs) for each upright level."""
+    index, rel, path = task
+    assert _ANALYZER is not None
+    rgb = read_rgb(path)
+    faces = _ANALYZER.detect(rgb)
+    if not faces:
+        return []
+    out = []
+    for name, _, fn in levels():
+        if name not in UPRIGHT_LEVELS:
+            continue
+        image = np.ascontiguousarray(fn(rgb, faces[0], index))
+        before = CountingAnalyzer.turned_runs
+        result = pixels.analyse(image, Policy(), _ANALYZER)
+        codes = {i.code for i in result.issues}
+        out.append((rel, name, C.IMAGE_TURNED in codes, C.FACE_NOT_FOUND not in codes,
+                    CountingAnalyzer.turned_runs - before))
+    return out
+
+
+def false_alarms() -> None:
+    tasks = [(i, rel, str(path)) for i, (rel, path) in enumerate(calibration_set())]
+    with ProcessPoolExecutor(max_workers=2, initializer=_init) as pool:
+        rows = [row for rows in pool.map(_upright, tasks) for row in rows]
+    print(f"\n## 2. upright calibration photos ({len(tasks)}): IMAGE_TURNED reported (false), turned search run")
+    print(f"{'level':30} {'n':>4} {'faces':>5} {'TURNED A':>8} {'TURNED B':>8} {'searched':>8}")
+    for name in UPRIGHT_LEVELS:
+        rs = [r for r in rows if r[1] == name]
+        flagged = {f: sum(r[2] for r in rs if fold(r[0]) == f) for f in "AB"}
+        searched = sum(r[4] > 0 for r in rs)
+        print(f"{name:30} {len(rs):4d} {sum(r[3] for r in rs):5d} {flagged['A']:8d} {flagged['B']:8d} "
+              f"{100 * searched / max(1, len(rs)):7.1f}%")
+        for r in rs:
+            if r[2]:
+                print(f"    false IMAGE_TURNED: {r[0]}")
+
+
+def main() -> None:
+    turned_photos()
+    false_alarms()
 
 
 if __name__ == "__main__":
