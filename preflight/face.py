@@ -79,17 +79,21 @@ TILE_OVERLAP: Final = 0.2
 #: Detections of one face in several tiles overlap by far more than this (IoU of landmark boxes).
 TILE_DUPLICATE_IOU: Final = 0.3
 
-#: Upside-down photos without an EXIF tag (see :func:`~preflight.measures.eye_shading` and
-#: ``bench/upside_down.py``): when the main face's eye shading reads above TURN_DOUBT (its "eyes"
-#: may be a mouth), the image turned by 180 degrees is searched too, and its face is kept if its
-#: eyes read below TURN_CONFIRM, at least TURN_MARGIN lower than the upright fit's, on the same
-#: face (landmark boxes overlapping by more than TURN_SAME_FACE_IOU), with lips at least as red
-#: (:func:`~preflight.measures.lip_redness`). When no face is found at all, a turned face is kept
-#: if its eyes read below TURN_CONFIRM.
+#: Upside-down photos without an EXIF tag (``bench/upside_down.py``, docs/accuracy.md). How much a
+#: fit looks like a mesh forced onto an inverted face: ``eye_shading - TURN_REDNESS_WEIGHT *
+#: lip_redness`` (:func:`turn_doubt`; real eyes are shaded, real lips red). When the main face's
+#: eye shading reads above TURN_DOUBT, the image turned by 180 degrees is searched too, and its
+#: face is kept when its eye shading is below TURN_CONFIRM, its doubt at least TURN_MARGIN lower
+#: than the upright fit's, on the same face (landmark boxes overlapping by more than
+#: TURN_SAME_FACE_IOU). When no face is found at all, a turned face is kept when its eye shading is
+#: below TURN_CONFIRM (or, with its brows cut off by the border, its lips are redder than its eyes
+#: by TURN_LIPS_REDDER).
 TURN_DOUBT: Final = 0.6
-TURN_CONFIRM: Final = 0.8
-TURN_MARGIN: Final = 0.2
+TURN_CONFIRM: Final = 0.9
+TURN_MARGIN: Final = 0.25
+TURN_REDNESS_WEIGHT: Final = 2.0
 TURN_SAME_FACE_IOU: Final = 0.3
+TURN_LIPS_REDDER: Final = 0.05
 
 
 class _Default:
@@ -178,9 +182,10 @@ class FaceAnalyzer:
             face in many of them, and in the others fits an upright mesh onto the inverted face
             (eyes on the mouth), so they would read as upright. When no face is found, or the main
             face's eyes do not look like eyes (:func:`~preflight.measures.eye_shading`), the image
-            turned by 180 degrees is searched as well; a face found there whose eyes look right is
-            returned in this image's pixels (its roll reads about 180). Costs one more landmarker
-            run on those images only (about 1 photo in 10 of the corpus; see docs/accuracy.md).
+            turned by 180 degrees is searched as well; a face found there whose eyes and lips look
+            right is returned in this image's pixels (its roll reads about 180). Costs one more
+            landmarker run on those images only (1 in 6 of the corpus' untouched photos, more of
+            the blurred or washed-out ones; see docs/accuracy.md).
 
     Raises:
         ModelError: the bundle is missing, unreadable, has the wrong hash or cannot be loaded.
@@ -356,21 +361,25 @@ class FaceAnalyzer:
         if faces and (upright is None or upright <= TURN_DOUBT):
             return faces
         turned = np.ascontiguousarray(rgb[::-1, ::-1])
-        found = self._run(turned, tiles=False)
+        # no face at all: search the turned image as thoroughly as the upright one (tiles included)
+        found = self._run(turned, tiles=self.tile_search and not faces)
         if not found:
             return faces
         shading = eye_shading(turned, found[0].landmarks)
-        if shading is None or shading >= TURN_CONFIRM:
+        if shading is None:  # brows or cheeks outside the image: only a face found nowhere else
+            redness = lip_redness(turned, found[0].landmarks)
+            if faces or redness is None or redness <= TURN_LIPS_REDDER:
+                return faces
+        elif shading >= TURN_CONFIRM:
             return faces
         height, width = int(rgb.shape[0]), int(rgb.shape[1])
         back = [turn_face_180(face, width, height) for face in found]
         if faces:
-            assert upright is not None
+            assert upright is not None and shading is not None
             same = box_iou(landmark_extent(faces[0].landmarks), landmark_extent(back[0].landmarks))
-            if shading > upright - TURN_MARGIN or same <= TURN_SAME_FACE_IOU:
-                return faces
-            red_upright, red_turned = lip_redness(rgb, faces[0].landmarks), lip_redness(turned, found[0].landmarks)
-            if red_upright is not None and red_turned is not None and red_turned < red_upright:
+            doubt_upright = turn_doubt(upright, lip_redness(rgb, faces[0].landmarks))
+            doubt_turned = turn_doubt(shading, lip_redness(turned, found[0].landmarks))
+            if same <= TURN_SAME_FACE_IOU or doubt_turned > doubt_upright - TURN_MARGIN:
                 return faces
         return back
 
@@ -413,6 +422,11 @@ def merge_tile_faces(found: list[tuple[tuple[int, int, int, int], Face]], width:
             kept.append(face)
     kept.sort(key=_extent_size, reverse=True)
     return kept
+
+
+def turn_doubt(eye_shading: float, lip_redness: float | None) -> float:
+    """How much a fit looks forced onto an inverted face (higher: more); see the ``TURN_*`` constants."""
+    return eye_shading - TURN_REDNESS_WEIGHT * (lip_redness or 0.0)
 
 
 def turn_face_180(face: Face, width: int, height: int) -> Face:

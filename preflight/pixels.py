@@ -183,13 +183,13 @@ def _face(rgb: np.ndarray, faces: list[Face], policy: Policy, analyzer: FaceAnal
             f"the eyes are {eyes:.0f} px apart; at least {policy.min_eye_distance_px:g} px is needed",
             measured=round(eyes, 1), limit=policy.min_eye_distance_px,
         ))
-    turned = abs(roll) > max(policy.min_turned_roll_deg, policy.max_roll_deg)
+    turned = abs(roll) > policy.min_turned_roll_deg
     if turned:
         how = "upside down" if abs(roll) > 135 else "on its side"
         issues.append(Issue.make(
-            C.IMAGE_TURNED, f"the face is turned by {roll:+.0f} degrees: the photo is {how} (at most "
-            f"+-{policy.max_roll_deg:g} degrees of roll is accepted)",
-            measured=round(roll, 1), limit=policy.max_roll_deg,
+            C.IMAGE_TURNED, f"the face is turned by {roll:+.0f} degrees: the photo is {how} (beyond "
+            f"+-{policy.min_turned_roll_deg:g} degrees it is the photo that is turned, not the head)",
+            measured=round(roll, 1), limit=policy.min_turned_roll_deg,
         ))
     for code, value, limit, what in (
         (C.PITCH_TOO_LARGE, pitch, policy.max_pitch_deg, "tilted up or down (pitch)"),

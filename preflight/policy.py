@@ -139,7 +139,8 @@ class Policy:
     max_yaw_deg: float = 25.0
     max_roll_deg: float = 35.0
     #: A face rolled by more than this is a photo turned on its side or upside down (IMAGE_TURNED,
-    #: reported instead of ROLL_TOO_LARGE: the fix is to turn the photo, not the head).
+    #: reported instead of ROLL_TOO_LARGE: the fix is to turn the photo, not the head). Independent
+    #: of max_roll_deg; 180 turns the rule off (such photos then fail ROLL_TOO_LARGE, if any).
     min_turned_roll_deg: float = 60.0
     #: A second face whose size is at least this share of the primary face's is an error
     #: (someone else is in the picture); smaller ones (posters, people far behind) are a warning.

@@ -12,6 +12,7 @@ import dataclasses
 import pickle
 from collections.abc import Iterator
 
+import cv2
 import numpy as np
 import pytest
 
@@ -55,7 +56,7 @@ def test_upside_down_with_a_forced_upright_mesh_is_reported_turned(
     codes, result = _codes(turned, analyzer)
     assert C.IMAGE_TURNED in codes and C.ROLL_TOO_LARGE not in codes
     issue = next(i for i in result.issues if i.code == C.IMAGE_TURNED)
-    assert abs(float(issue.measured)) > 170 and issue.limit == 35.0  # type: ignore[arg-type]
+    assert abs(float(issue.measured)) > 170 and issue.limit == 60.0  # type: ignore[arg-type]
     assert "upside down" in issue.message
     assert abs(result.fields["roll_deg"]) > 170
 
@@ -118,8 +119,11 @@ def test_the_turned_limit_comes_from_the_policy(analyzer: FaceAnalyzer, obama: n
     # a policy that only knows roll: the same photo is a roll error
     codes, _ = _codes(turned, analyzer, dataclasses.replace(Policy(), min_turned_roll_deg=180.0))
     assert C.ROLL_TOO_LARGE in codes and C.IMAGE_TURNED not in codes
-    # a policy that accepts any roll accepts a turned photo too
+    # accepting any head tilt does not accept a turned photo ...
     codes, _ = _codes(turned, analyzer, dataclasses.replace(Policy(), max_roll_deg=180.0))
+    assert C.IMAGE_TURNED in codes and C.ROLL_TOO_LARGE not in codes
+    # ... unless the turned rule is off as well
+    codes, _ = _codes(turned, analyzer, dataclasses.replace(Policy(), max_roll_deg=180.0, min_turned_roll_deg=180.0))
     assert not codes & {C.ROLL_TOO_LARGE, C.IMAGE_TURNED}
     # with the turned limit above 90 degrees, a quarter turn is a roll error
     codes, _ = _codes(np.ascontiguousarray(np.rot90(obama, 1)), analyzer,
@@ -151,3 +155,37 @@ def test_turn_search_is_kept_when_pickled() -> None:
             assert "turn_search=False" in repr(clone)
         finally:
             clone.close()
+
+
+@pytest.mark.parametrize("scale", [0.5, 0.75, 1.25, 1.5])
+def test_the_verdict_holds_at_other_sizes(analyzer: FaceAnalyzer, scale: float) -> None:
+    rgb = read_sample("obama2.jpg")
+    size = (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale))
+    resized = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    codes, _ = _codes(_half_turn(resized), analyzer)
+    assert C.IMAGE_TURNED in codes
+    codes, _ = _codes(resized, analyzer)
+    assert C.IMAGE_TURNED not in codes
+
+
+def test_a_small_face_in_a_large_turned_photo_is_searched_in_tiles(analyzer: FaceAnalyzer) -> None:
+    face = read_sample("biden.jpg")
+    canvas = np.full((4000, 2000, 3), (200, 205, 210), dtype=np.uint8)
+    y, x = (4000 - face.shape[0]) // 2, (2000 - face.shape[1]) // 2
+    canvas[y : y + face.shape[0], x : x + face.shape[1]] = face
+    upright_codes, upright = _codes(canvas, analyzer)  # found in tiles only
+    assert C.FACE_NOT_FOUND not in upright_codes and C.IMAGE_TURNED not in upright_codes
+    codes, result = _codes(_half_turn(canvas), analyzer)
+    assert C.IMAGE_TURNED in codes and C.FACE_NOT_FOUND not in codes
+    assert result.fields["face_size_px"] == pytest.approx(upright.fields["face_size_px"], rel=0.05)
+
+
+def test_a_turned_face_cut_off_through_the_brows_is_still_found(analyzer: FaceAnalyzer) -> None:
+    rgb = read_sample("obama2.jpg")
+    _, y, _, h = M.face_box(analyzer.detect(rgb)[0].landmarks)
+    top = int(y + 0.3 * h)  # through the eyebrows: the brows' shading is outside the image
+    cropped = rgb[top : top + max(480, rgb.shape[1])]
+    codes, _ = _codes(cropped, analyzer)
+    assert C.FACE_CUT_OFF in codes and C.IMAGE_TURNED not in codes
+    codes, _ = _codes(_half_turn(cropped), analyzer)
+    assert {C.FACE_CUT_OFF, C.IMAGE_TURNED} <= codes and C.FACE_NOT_FOUND not in codes
