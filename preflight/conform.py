@@ -193,7 +193,7 @@ def _conform(source: Source, policy: Policy, gate: Gate, strip_metadata: bool, n
     orientation = m.exif_orientation or 1
     turn = _upright_turn(original)
     width, height = (m.height, m.width) if turn in _QUARTER_TURNS else (m.width, m.height)
-    target = _target_size(width, height, original, policy)
+    target = _target_size(width, height, m.face_size_px, m.eye_distance_px, policy)
     needs_pixels = (
         decoded is not None
         or orientation != 1
@@ -225,38 +225,60 @@ def _conform(source: Source, policy: Policy, gate: Gate, strip_metadata: bool, n
         return Conformed(None, None, original, original, problems=tuple(problems))
 
     icc = pil.info.get("icc_profile")
+    oriented: list[str] = []
     if orientation != 1:
         pil = ImageOps.exif_transpose(pil)
-        changes.append(f"applied EXIF orientation {orientation} to the pixels")
-    if turn is not None:
-        pil = pil.transpose(turn)
-        changes.append(f"turned the photo upright {_TURN_NAMES[turn]} "
-                       f"(the face was turned by {m.roll_deg:+.0f} degrees)")
+        oriented.append(f"applied EXIF orientation {orientation} to the pixels")
+    converted: list[str] = []
     if m.format not in policy.allowed_formats or decoded is not None:
-        changes.append(f"converted {m.format or 'decoded image'} to JPEG")
+        converted.append(f"converted {m.format or 'decoded image'} to JPEG")
     if pil.mode not in ("RGB", "L"):
-        changes.append(f"converted {pil.mode} to 8-bit RGB")
+        converted.append(f"converted {pil.mode} to 8-bit RGB")
         pil = Image.fromarray(pil_to_rgb(pil))  # transparency on white, 16-bit scaled, CMYK converted
     elif pil.mode == "L":
         pil = pil.convert("RGB")
-    if target != pil.size:
-        changes.append(f"downscaled {pil.width}x{pil.height} to {target[0]}x{target[1]}")
-        pil = pil.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    full = pil
+    roll, face = m.roll_deg, (m.face_size_px, m.eye_distance_px)
+    missed = ""
+    for _attempt in range(2):
+        changes = list(oriented)
+        pil = full
+        if turn is not None:
+            pil = pil.transpose(turn)
+            changes.append(f"turned the photo upright {_TURN_NAMES[turn]} (the face was turned by {roll:+.0f} "
+                           f"degrees{missed})")
+        changes += converted
+        target = _target_size(pil.width, pil.height, *face, policy)
+        if target != pil.size:
+            changes.append(f"downscaled {pil.width}x{pil.height} to {target[0]}x{target[1]}")
+            pil = pil.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
-    encoded = _encode_to_fit(pil, policy, icc)
-    if encoded is None:
-        smallest = _encode(pil, policy.min_jpeg_quality, icc)
-        problems.append(
-            f"cannot fit in {policy.max_file_bytes} bytes even at JPEG quality {policy.min_jpeg_quality} "
-            f"({len(smallest)} bytes)"
-        )
-        return Conformed(None, None, original, original, tuple(changes), tuple(problems))
-    out, quality = encoded
-    changes.append(f"encoded as JPEG at quality {quality} ({len(out)} bytes)")
-    if strip_metadata:
-        changes.append("metadata removed (EXIF, GPS, XMP); ICC profile kept" if icc else
-                       "metadata removed (EXIF, GPS, XMP)")
-    report = gate.check(out, policy=policy, name=name)
+        encoded = _encode_to_fit(pil, policy, icc)
+        if encoded is None:
+            smallest = _encode(pil, policy.min_jpeg_quality, icc)
+            problems.append(
+                f"cannot fit in {policy.max_file_bytes} bytes even at JPEG quality {policy.min_jpeg_quality} "
+                f"({len(smallest)} bytes)"
+            )
+            return Conformed(None, None, original, original, tuple(changes), tuple(problems))
+        out, quality = encoded
+        changes.append(f"encoded as JPEG at quality {quality} ({len(out)} bytes)")
+        if strip_metadata:
+            changes.append("metadata removed (EXIF, GPS, XMP); ICC profile kept" if icc else
+                           "metadata removed (EXIF, GPS, XMP)")
+        report = gate.check(out, policy=policy, name=name)
+        again = None if turn is not None else _upright_turn(report)
+        if again is None:
+            break
+        # The full-size photo was read as upright (MediaPipe fitted an upright mesh onto the inverted
+        # face at that size) but the repaired copy shows it turned: turn the full-size pixels, and
+        # size the face from the copy's fit (the forced fit's face size was wrong too).
+        shrink = full.height / pil.height  # this attempt did not turn: same orientation
+        r = report.measurements
+        turn, roll = again, r.roll_deg
+        face = (None if r.face_size_px is None else r.face_size_px * shrink,
+                None if r.eye_distance_px is None else r.eye_distance_px * shrink)
+        missed = "; seen on the repaired copy, the full-size photo was read as upright"
     return Conformed(out, "JPEG", report, original, tuple(changes), tuple(problems), quality, pil.size)
 
 
@@ -295,17 +317,17 @@ def _upright_turn(original: Report) -> Image.Transpose | None:
     return {1: Image.Transpose.ROTATE_90, 2: Image.Transpose.ROTATE_180, 3: Image.Transpose.ROTATE_270}.get(quarters)
 
 
-def _target_size(width: int, height: int, original: Report, policy: Policy) -> tuple[int, int]:
+def _target_size(width: int, height: int, face_size_px: float | None, eye_distance_px: float | None,
+                 policy: Policy) -> tuple[int, int]:
     """Downscale to the recommended height, but never so far that a passing face would fail."""
     scale = 1.0
     if height > policy.recommended_max_height_px:
         scale = policy.recommended_max_height_px / height
-        m = original.measurements
         # the recommended height is a warning; a face that becomes too small is an error
-        if m.face_size_px:
-            scale = max(scale, min(1.0, policy.min_face_size_px * FACE_MARGIN / m.face_size_px))
-        if m.eye_distance_px:
-            scale = max(scale, min(1.0, policy.min_eye_distance_px * FACE_MARGIN / m.eye_distance_px))
+        if face_size_px:
+            scale = max(scale, min(1.0, policy.min_face_size_px * FACE_MARGIN / face_size_px))
+        if eye_distance_px:
+            scale = max(scale, min(1.0, policy.min_eye_distance_px * FACE_MARGIN / eye_distance_px))
         # a tall, narrow photo: the shorter side must stay at the minimum resolution (an error too)
         scale = max(scale, min(1.0, policy.min_side_px / min(width, height)))
     longest = max(width, height)

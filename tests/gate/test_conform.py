@@ -93,6 +93,28 @@ def test_a_photo_turned_without_a_tag_is_turned_upright(samples, gate, turn, sai
     assert abs(result.report.measurements.roll_deg or 99) < 10
 
 
+def test_a_turn_missed_at_full_size_is_caught_on_the_repaired_copy(samples, gate):
+    # biden.jpg x1.5, upside down, over 2 MB: at this size MediaPipe fits an upright mesh onto the
+    # inverted face (a forced fit the turned search does not catch), with a face size 8 % too large;
+    # the downscaled copy is seen turned. Fix must then turn the full-size pixels and size the face
+    # from the copy's fit, not hand back a copy that is still upside down with a face too small.
+    face = Image.open(samples / "biden.jpg").convert("RGB")
+    big = face.resize((face.width * 3 // 2, face.height * 3 // 2), Image.Resampling.LANCZOS)
+    noise = np.random.default_rng(0).integers(-6, 7, size=(big.height, big.width, 3))
+    big = Image.fromarray(np.clip(np.asarray(big).astype(np.int16) + noise, 0, 255).astype(np.uint8))
+    data = encode(big.transpose(Image.Transpose.ROTATE_180), "JPEG", quality=97)
+    original = gate.check(data)
+    assert C.FILE_TOO_LARGE in original.codes
+    if C.IMAGE_TURNED in original.codes:
+        pytest.skip("the full-size photo is now seen turned: this path is no longer reached with it")
+    result = conform(data, gate=gate)
+    assert result.data is not None and result.report.passed, (result.changes, result.report)
+    assert any("seen on the repaired copy" in c for c in result.changes), result.changes
+    m = result.report.measurements
+    assert m.roll_deg is not None and abs(m.roll_deg) < 30
+    assert m.face_size_px is not None and m.face_size_px >= 224
+
+
 def test_downscaling_a_tall_narrow_photo_keeps_the_minimum_side(gate):
     # 970x2204 at the recommended 1080 px height would be 475 px wide: RESOLUTION_TOO_LOW, an error
     # the original did not have; it stops at 480 px instead (a warning about the height is better)
