@@ -470,7 +470,7 @@ class Screening(Iterator[Report]):
                 if others:
                     raise OutputFileError(
                         f"{self.out} holds results of policy {', '.join(others)}, not {self.policy.name};"
-                        " use another output file (or resume=False to start it anew)"
+                        " use another output file, or start it anew (resume=False; --restart on the command line)"
                     )
         #: Sources skipped because they are already in ``out`` (known up front for sized inputs).
         self.skipped = 0
