@@ -1,18 +1,19 @@
 """Photos turned without an EXIF tag: does the gate say so (IMAGE_TURNED), and never on upright ones?
 
 1. Every JPEG/PNG of ``shared/faces`` that passes the default policy upright (each content once) is
-   turned by 180, 90 clockwise and 90 counter-clockwise, saved as PNG *without* an orientation
+   turned by 180 (also at half and one and a half times the size: MediaPipe's forced fits change
+   with the size), 90 clockwise and 90 counter-clockwise, saved as PNG *without* an orientation
    tag, and checked again: how many pass (the failure this bench exists for), are reported as
    turned, give no face, or fail on other codes. The same with ``turn_search=False`` shows what the
    turned search adds.
 2. False alarms: the calibration photos (``_corpus.py``) upright, untouched and under the
    degradations of ``calibrate.py`` that change the eyes' shading most (exposure, tone curve,
-   backlight, side light, blur, colour): how often IMAGE_TURNED is reported, and how often the
-   turned search ran (its cost: one more landmarker run).
+   backlight, side light, blur, colour), and resized: how often IMAGE_TURNED is reported, and how
+   often the turned search ran (its cost: one more landmarker run).
 3. The cues behind the search (``measures.eye_shading``, ``measures.lip_redness``) on upright fits
    and on the upright meshes MediaPipe forces onto the turned photos.
 
-    .venv/bin/python bench/upside_down.py      # about 4 minutes on 2 cores
+    .venv/bin/python bench/upside_down.py      # about 6 minutes on 2 cores
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from __future__ import annotations
 import hashlib
 import io
 import sys
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
@@ -40,7 +43,20 @@ from preflight import pixels
 from preflight.face import FaceAnalyzer
 from preflight.policy import Policy
 
-TURNS = {"r180": Image.Transpose.ROTATE_180, "cw90": Image.Transpose.ROTATE_270, "ccw90": Image.Transpose.ROTATE_90}
+
+def _scaled(image: Image.Image, s: float) -> Image.Image:
+    return image.resize((round(image.width * s), round(image.height * s)), Image.Resampling.LANCZOS)
+
+
+TURNS: dict[str, Callable[[Image.Image], Image.Image]] = {
+    "r180": lambda im: im.transpose(Image.Transpose.ROTATE_180),
+    "r180 x0.5": lambda im: _scaled(im, 0.5).transpose(Image.Transpose.ROTATE_180),
+    "r180 x1.5": lambda im: _scaled(im, 1.5).transpose(Image.Transpose.ROTATE_180),
+    "cw90": lambda im: im.transpose(Image.Transpose.ROTATE_270),
+    "ccw90": lambda im: im.transpose(Image.Transpose.ROTATE_90),
+}
+#: Upright, resized: false alarms at other sizes (the forced fits change with the size).
+SIZES = {"orig x0.5": 0.5, "orig x1.5": 1.5}
 UPRIGHT_LEVELS = ("orig", "EV -3", "EV -2", "EV +2", "gamma 2.5", "gamma 0.4", "backlit (face -2, bg +2 EV)",
                   "side light -2 EV", "gauss 4%", "motion 20%", "tungsten (R x1.6, B x0.5)", "desaturated")
 
@@ -95,17 +111,17 @@ def turned_photos() -> None:
             if faces := plain.detect(rgb):
                 _cues(rgb, faces[0].landmarks, "upright fit", shading, redness)
             for name, turn in TURNS.items():
-                turned = upright.transpose(turn)
+                turned = turn(upright)
                 data = png(turned)
                 counts[True, name][outcome(gate.check(data))] += 1
                 counts[False, name][outcome(gate_plain.check(data))] += 1
-                faces = plain.detect(np.asarray(turned)) if name == "r180" else []
+                faces = plain.detect(np.asarray(turned)) if name.startswith("r180") else []
                 if faces and abs(M.roll_deg(faces[0].landmarks)) < 90:
                     _cues(np.asarray(turned), faces[0].landmarks, "mesh forced upright on r180", shading, redness)
     print(f"## 1. {len(passing)} distinct corpus photos pass upright; turned without a tag, checked again")
-    print(f"{'turn':6} {'turn_search':>11} " + " ".join(f"{k:>15}" for k in columns))
+    print(f"{'turn':10} {'turn_search':>11} " + " ".join(f"{k:>15}" for k in columns))
     for (search, name), row in counts.items():
-        print(f"{name:6} {'on' if search else 'off':>11} " + " ".join(f"{v:15d}" for v in row.values()))
+        print(f"{name:10} {'on' if search else 'off':>11} " + " ".join(f"{v:15d}" for v in row.values()))
     print("\n## 3. the cues (quantiles 5/50/95 %, n)")
     for label, values in (("eye_shading", shading), ("lip_redness", redness)):
         for group, v in values.items():
@@ -138,10 +154,11 @@ def _upright(task: tuple[int, str, str]) -> list[tuple[str, str, bool, bool, int
     if not faces:
         return []
     out = []
-    for name, _, fn in levels():
-        if name not in UPRIGHT_LEVELS:
-            continue
-        image = np.ascontiguousarray(fn(rgb, faces[0], index))
+    variants = [(name, lambda fn=fn: fn(rgb, faces[0], index)) for name, _, fn in levels() if name in UPRIGHT_LEVELS]
+    variants += [(name, lambda s=s: cv2.resize(rgb, None, fx=s, fy=s, interpolation=cv2.INTER_AREA if s < 1
+                                               else cv2.INTER_CUBIC)) for name, s in SIZES.items()]
+    for name, make in variants:
+        image = np.ascontiguousarray(make())
         before = CountingAnalyzer.turned_runs
         result = pixels.analyse(image, Policy(), _ANALYZER)
         codes = {i.code for i in result.issues}
@@ -156,7 +173,7 @@ def false_alarms() -> None:
         rows = [row for rows in pool.map(_upright, tasks) for row in rows]
     print(f"\n## 2. upright calibration photos ({len(tasks)}): IMAGE_TURNED reported (false), turned search run")
     print(f"{'level':30} {'n':>4} {'faces':>5} {'TURNED A':>8} {'TURNED B':>8} {'searched':>8}")
-    for name in UPRIGHT_LEVELS:
+    for name in (*UPRIGHT_LEVELS, *SIZES):
         rs = [r for r in rows if r[1] == name]
         flagged = {f: sum(r[2] for r in rs if fold(r[0]) == f) for f in "AB"}
         searched = sum(r[4] > 0 for r in rs)
