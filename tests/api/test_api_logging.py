@@ -92,3 +92,4 @@ def test_filter_scrubs_a_careless_log_call(caplog: pytest.LogCaptureFixture) -> 
     message = caplog.records[-1].getMessage()
     for secret in ("abc.def.ghi", "hunter2", "eyJx.eyJy.sig"):
         assert secret not in message
+    assert message.startswith("headers=") and "Authorization" in message and "body=password=" in message

@@ -204,8 +204,9 @@ def test_read_timeout_on_poll_is_retried(
     sandbox: Sandbox, make_client: Callable[..., ProgenyClient], face: bytes
 ) -> None:
     client = make_client(sandbox, timeout=(2.0, 0.3))
-    sandbox.inject("task", "slow", delay=1.0)
+    fault = sandbox.inject("task", "slow", delay=1.0)
     assert client.face_liveness(face).passed is True
+    assert fault.hits == 1  # the slow poll happened (and timed out), the next one answered
 
 
 def test_connection_refused_is_retried_even_for_post(
@@ -278,4 +279,7 @@ def test_retries_are_logged_without_detail(
     caplog.set_level("INFO", logger="progeny_api")
     sandbox.inject("face_liveness", "503")
     client.face_liveness(face)
-    assert any("retry 1 of 2" in r.getMessage() for r in caplog.records)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("retry 1 of 2" in m for m in messages)
+    # the 503's HTML page is not logged
+    assert not any("<html" in m.lower() or "<title" in m.lower() for m in messages), messages

@@ -220,6 +220,42 @@ def test_judge_crash_is_a_failed_task(make_client: Callable[..., ProgenyClient],
         assert info.value.task.service == "face_liveness"
 
 
+@pytest.mark.parametrize(("local", "api"), [
+    # each mapped code alone
+    ({"FAILED_TO_READ_IMAGE"}, "FAILED_TO_READ_IMAGE"),
+    ({"UNSUPPORTED_FORMAT"}, "FAILED_TO_READ_IMAGE"),
+    ({"FACE_NOT_FOUND"}, "FACE_NOT_FOUND"),
+    ({"FACE_TOO_SMALL"}, "FACE_TOO_SMALL"),
+    ({"EYE_DISTANCE_TOO_SMALL"}, "FACE_TOO_SMALL"),
+    ({"RESOLUTION_TOO_LOW"}, "FACE_TOO_SMALL"),
+    ({"FACE_CUT_OFF"}, "FACE_TOO_CLOSE"),
+    ({"PITCH_TOO_LARGE"}, "FACE_ANGLE_TOO_LARGE"),
+    ({"YAW_TOO_LARGE"}, "FACE_ANGLE_TOO_LARGE"),
+    ({"ROLL_TOO_LARGE"}, "FACE_ANGLE_TOO_LARGE"),
+    ({"IMAGE_TURNED"}, "FACE_ANGLE_TOO_LARGE"),
+    # precedence: the API reports one code, the most basic failure first
+    ({"RESOLUTION_TOO_LOW", "FACE_NOT_FOUND"}, "FACE_NOT_FOUND"),
+    ({"UNSUPPORTED_FORMAT", "FACE_NOT_FOUND"}, "FAILED_TO_READ_IMAGE"),
+    ({"YAW_TOO_LARGE", "FACE_TOO_SMALL"}, "FACE_TOO_SMALL"),
+    ({"FACE_CUT_OFF", "IMAGE_TURNED"}, "FACE_TOO_CLOSE"),
+    # codes the API has no counterpart for pass
+    ({"IMAGE_BLURRY", "HEIGHT_ABOVE_RECOMMENDED"}, None),
+    (set(), None),
+])
+def test_preflight_checker_maps_each_code_with_precedence(
+    monkeypatch: pytest.MonkeyPatch, local: set[str], api: str | None
+) -> None:
+    """The mapping table itself (the gate is a stand-in: this suite runs without the vision stack;
+    tests/gate/test_submit.py runs the real gate behind the sandbox)."""
+    from progeny_api.sandbox._results import preflight_face_checker
+
+    fake = types.ModuleType("preflight")
+    fake.check = lambda source: types.SimpleNamespace(codes=frozenset(local), passed=not local)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "preflight", fake)
+    upload = UploadedFile(field="image", filename="face.jpg", content_type="image/jpeg", data=b"x")
+    assert preflight_face_checker(upload) == api
+
+
 def test_preflight_judge_maps_gate_codes(
     monkeypatch: pytest.MonkeyPatch, make_client: Callable[..., ProgenyClient], face: bytes
 ) -> None:

@@ -265,25 +265,36 @@ def _collage(main: np.ndarray, other: np.ndarray, scale: float) -> np.ndarray:
     return canvas
 
 
-@pytest.mark.parametrize(("scale", "severity"), [(0.9, "error"), (0.4, "warning"), (0.15, None)])
-def test_second_face_by_relative_size(analyzer: FaceAnalyzer, obama: np.ndarray, scale: float,
-                                      severity: str | None) -> None:
+def _two_faces(analyzer: FaceAnalyzer, obama: np.ndarray, scale: float) -> np.ndarray:
+    """obama.jpg's face, cropped large, beside biden.jpg's face at ``scale`` times its size."""
     # MediaPipe's detector finds faces down to about a tenth of the image's longer side (see
     # docs/accuracy.md), so the main face is cropped large to leave room for a small second one
     x0, y0, x1, y1 = _face(analyzer, obama).extent
     cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, 0.8 * max(x1 - x0, y1 - y0)
     main = obama[round(cy - half):round(cy + half), round(cx - half):round(cx + half)]
     other = read_sample("biden.jpg")[:1100]
-    img = _collage(main, other, scale * M.face_size(_face(analyzer, main).landmarks)
-                   / M.face_size(_face(analyzer, other).landmarks))
-    result = _analyse(img, analyzer)
+    return _collage(main, other, scale * M.face_size(_face(analyzer, main).landmarks)
+                    / M.face_size(_face(analyzer, other).landmarks))
+
+
+@pytest.mark.parametrize(("scale", "severity"), [(0.9, "error"), (0.4, "warning")])
+def test_second_face_by_relative_size(analyzer: FaceAnalyzer, obama: np.ndarray, scale: float,
+                                      severity: str) -> None:
+    result = _analyse(_two_faces(analyzer, obama, scale), analyzer)
     issues = [i for i in result.issues if i.code == C.MULTIPLE_FACES]
-    if severity is None:
-        assert not issues
-    else:
-        assert result.fields["face_count"] == 2
-        assert result.fields["second_face_ratio"] == pytest.approx(scale, abs=0.1)
-        assert [i.severity for i in issues] == [severity]
+    assert result.fields["face_count"] == 2
+    assert result.fields["second_face_ratio"] == pytest.approx(scale, abs=0.1)
+    assert [i.severity for i in issues] == [severity]
+    assert issues[0].limit == POLICY.multiple_faces_error_ratio  # the limit a photo must stay under
+
+
+def test_a_second_face_below_the_ignore_ratio_is_not_reported(analyzer: FaceAnalyzer, obama: np.ndarray) -> None:
+    # the same 0.4 collage: seen, measured, but below a raised ignore ratio
+    lenient = dataclasses.replace(POLICY, multiple_faces_ignore_ratio=0.5, multiple_faces_error_ratio=0.6)
+    result = _analyse(_two_faces(analyzer, obama, 0.4), analyzer, lenient)
+    assert result.fields["face_count"] == 2
+    assert result.fields["second_face_ratio"] == pytest.approx(0.4, abs=0.1)
+    assert C.MULTIPLE_FACES not in _codes(result)
 
 
 def test_pose_limits_come_from_the_policy(analyzer: FaceAnalyzer) -> None:
@@ -293,6 +304,21 @@ def test_pose_limits_come_from_the_policy(analyzer: FaceAnalyzer) -> None:
     result = _analyse(rgb, analyzer, strict)
     issue = next(i for i in result.issues if i.code == C.YAW_TOO_LARGE)
     assert issue.measured is not None and float(issue.measured) < -10 and issue.limit == 10.0
+
+
+def test_pitch_beyond_the_limit(analyzer: FaceAnalyzer, obama: np.ndarray) -> None:
+    # a flat photo tilted top-away through a pinhole reads chin up (see test_geometry); its pitch is
+    # about a third of the tilt, so the limit is lowered to what such a tilt reaches
+    face = _face(analyzer, obama)
+    cx, cy = face.xy.mean(axis=0)
+    tilted = S.tilt(obama, 45.0, cx, cy, 3 * M.eye_distance(face.landmarks))
+    strict = dataclasses.replace(POLICY, max_pitch_deg=8.0)
+    assert C.PITCH_TOO_LARGE not in _codes(_analyse(obama, analyzer, strict))
+    result = _analyse(tilted, analyzer, strict)
+    issue = next(i for i in result.issues if i.code == C.PITCH_TOO_LARGE)
+    assert issue.measured is not None and float(issue.measured) > 8 and issue.limit == 8.0
+    assert issue.measured == pytest.approx(result.fields["pitch_deg"], abs=0.1)
+    assert C.PITCH_TOO_LARGE not in _codes(_analyse(tilted, analyzer))  # within the default 25
 
 
 def test_roll_beyond_the_limit(analyzer: FaceAnalyzer, obama: np.ndarray) -> None:

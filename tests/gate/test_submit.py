@@ -63,13 +63,20 @@ def test_passing_selfie_is_uploaded_byte_for_byte(sandbox, client, gate, samples
                                                    .api_issues()[C.HEIGHT_ABOVE_RECOMMENDED]}}}
 
 
-def test_same_outcome_for_path_bytes_and_file(client, gate, samples):
-    path = samples / "rocket.jpg"
+@pytest.mark.parametrize("name", ["rocket.jpg", "obama.jpg"])  # refused locally; forwarded
+def test_same_outcome_for_path_bytes_and_file(sandbox, client, gate, samples, name):
+    path = samples / name
     outcomes = []
-    for src in (path, path.read_bytes(), open(path, "rb")):  # noqa: SIM115
-        combined = preflight.submit("face_liveness", client=client, gate=gate, image=src)
-        outcomes.append((combined.forwarded, combined.local["image"].issues))
+    with open(path, "rb") as handle:
+        for src in (path, path.read_bytes(), handle):
+            combined = preflight.submit("face_liveness", client=client, gate=gate, image=src)
+            outcomes.append((combined.forwarded, combined.passed, combined.local["image"].issues))
     assert outcomes[0] == outcomes[1] == outcomes[2]
+    uploads = [f.sha256 for r in sandbox.requests for f in r.files.values()]
+    if name == "obama.jpg":  # the very bytes of the file went up, three times
+        assert outcomes[0][0] is True and uploads == [_sha(path.read_bytes())] * 3
+    else:
+        assert outcomes[0][0] is False and uploads == []
 
 
 def test_remote_rejection_the_gate_missed_is_a_disagreement(sandbox, client, gate, samples):
@@ -193,3 +200,24 @@ def test_a_selfie_is_checked_for_a_face_even_by_a_document_gate(sandbox, client)
         forced = preflight.submit("face_liveness", client=client, gate=document_gate, image=noface,
                                   selfie_policy=preflight.Policy.progeny_document())
         assert forced.local["image"].policy == "progeny_document" and forced.forwarded
+
+
+@pytest.mark.parametrize(("name", "turn", "api_code"), [
+    ("rocket.jpg", False, "FACE_NOT_FOUND"),  # also RESOLUTION_TOO_LOW locally: FACE_NOT_FOUND comes first
+    ("astronaut.png", False, "FACE_TOO_SMALL"),
+    ("obama.jpg", True, "FACE_ANGLE_TOO_LARGE"),  # upside down without a tag: IMAGE_TURNED locally
+    ("obama.jpg", False, None),
+])
+def test_sandbox_judged_by_the_real_gate(samples, name, turn, api_code):
+    from PIL import Image
+
+    data = (samples / name).read_bytes()
+    if turn:
+        buffer = io.BytesIO()
+        Image.open(io.BytesIO(data)).transpose(Image.Transpose.ROTATE_180).save(buffer, "JPEG", quality=95)
+        data = buffer.getvalue()
+    with Sandbox(lifecycle=("SUCCESS",), judge="preflight") as sb, ProgenyClient(
+            sb.username, sb.password, base_url=sb.base_url, max_retries=0, poll_interval=0.02,
+            poll_max_interval=0.1, poll_deadline=30) as client:
+        result = client.face_liveness(data)
+    assert result.error_codes == ({api_code} if api_code else set()), result
