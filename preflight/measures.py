@@ -656,7 +656,9 @@ def eye_shading(rgb: np.ndarray, landmarks: np.ndarray) -> float | None:
     with the chin "above", and the ratio reads above 1. :class:`~preflight.face.FaceAnalyzer`
     uses this to decide when to look at the image turned by 180 degrees. ``None`` when the eyes
     are too small or outside the image. Measured on a copy of the eye band resampled to
-    :data:`EYE_SHADING_EYE_DISTANCE_PX` between the irises (cheap, and scale-free).
+    :data:`EYE_SHADING_EYE_DISTANCE_PX` between the irises: cheap, and the same fit reads the same
+    at any photo size (MediaPipe's forced fits themselves do change with the size; see
+    docs/accuracy.md).
     """
     xy = landmarks[:, :2].astype(np.float64)
     eyes = eye_distance(landmarks)
