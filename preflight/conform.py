@@ -8,6 +8,9 @@ RGB JPEG, re-encodes at the highest JPEG quality that fits the byte limit, and s
 metadata (keeping the ICC profile). It never upscales, sharpens or brightens: those would hide a real
 problem from the verification service. A low JPEG quality is not repairable either (re-encoding a
 damaged image at a higher setting only fools the estimator), so it is reported, not "fixed".
+
+A photo larger than the gate will decode (``RESOLUTION_TOO_HIGH``) has no face measurements; it is
+looked at in a copy at the largest accepted size before deciding how far to shrink and whether to turn.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from PIL import Image, ImageOps
 
 from . import codes as C
@@ -230,8 +234,10 @@ def _conform(source: Source, policy: Policy, gate: Gate, strip_metadata: bool, n
         pil = ImageOps.exif_transpose(pil)
         oriented.append(f"applied EXIF orientation {orientation} to the pixels")
     converted: list[str] = []
-    if m.format not in policy.allowed_formats or decoded is not None:
-        converted.append(f"converted {m.format or 'decoded image'} to JPEG")
+    if decoded is not None:
+        converted.append("encoded the given image as JPEG")
+    elif m.format not in policy.allowed_formats:
+        converted.append(f"converted {m.format} to JPEG")
     if pil.mode not in ("RGB", "L"):
         converted.append(f"converted {pil.mode} to 8-bit RGB")
         pil = Image.fromarray(pil_to_rgb(pil))  # transparency on white, 16-bit scaled, CMYK converted
@@ -239,7 +245,21 @@ def _conform(source: Source, policy: Policy, gate: Gate, strip_metadata: bool, n
         pil = pil.convert("RGB")
     full = pil
     roll, face = m.roll_deg, (m.face_size_px, m.eye_distance_px)
-    missed = ""
+    missed, checked = "", "the full-size photo"
+    if C.RESOLUTION_TOO_HIGH in original.codes and m.face_size_px is None:
+        # Too large for the gate to decode: nothing is known of the face. Look at a copy at the
+        # largest size it accepts before deciding how far to shrink (and whether to turn).
+        probe_scale = policy.max_side_px / max(full.size)
+        probe = full.resize((max(1, round(full.width * probe_scale)), max(1, round(full.height * probe_scale))),
+                            Image.Resampling.LANCZOS, reducing_gap=3.0)
+        probed = gate.check(np.asarray(probe), policy=policy, name=name)
+        seen = probed.measurements
+        checked = f"the copy at {probe.width}x{probe.height}"
+        face = (None if seen.face_size_px is None else seen.face_size_px / probe_scale,
+                None if seen.eye_distance_px is None else seen.eye_distance_px / probe_scale)
+        if (probe_turn := _upright_turn(probed)) is not None:
+            turn, roll = probe_turn, seen.roll_deg
+            missed = f"; seen on a copy at {probe.width}x{probe.height}: the photo is too large to check whole"
     for _attempt in range(2):
         changes = list(oriented)
         pil = full
@@ -260,12 +280,15 @@ def _conform(source: Source, policy: Policy, gate: Gate, strip_metadata: bool, n
                 f"cannot fit in {policy.max_file_bytes} bytes even at JPEG quality {policy.min_jpeg_quality} "
                 f"({len(smallest)} bytes)"
             )
-            return Conformed(None, None, original, original, tuple(changes), tuple(problems))
+            return Conformed(None, None, original, original, (), tuple(problems))  # no output: nothing changed
         out, quality = encoded
         changes.append(f"encoded as JPEG at quality {quality} ({len(out)} bytes)")
         if strip_metadata:
             changes.append("metadata removed (EXIF, GPS, XMP); ICC profile kept" if icc else
                            "metadata removed (EXIF, GPS, XMP)")
+        else:
+            changes.append("metadata not kept: the pixels had to be encoded anew"
+                           + ("; ICC profile kept" if icc else ""))
         report = gate.check(out, policy=policy, name=name)
         again = None if turn is not None else _upright_turn(report)
         if again is None:
@@ -278,7 +301,7 @@ def _conform(source: Source, policy: Policy, gate: Gate, strip_metadata: bool, n
         turn, roll = again, r.roll_deg
         face = (None if r.face_size_px is None else r.face_size_px * shrink,
                 None if r.eye_distance_px is None else r.eye_distance_px * shrink)
-        missed = "; seen on the repaired copy, the full-size photo was read as upright"
+        missed = f"; seen on the repaired copy, {checked} was read as upright"
     return Conformed(out, "JPEG", report, original, tuple(changes), tuple(problems), quality, pil.size)
 
 
@@ -291,6 +314,8 @@ def _open(data: bytes | None, decoded: Any) -> Image.Image | None:
         if isinstance(decoded, Image.Image):
             return decoded
         arr = decoded
+        if arr.ndim == 3 and arr.shape[2] == 1:  # one channel, as (H, W, 1)
+            arr = arr[:, :, 0]
         return Image.fromarray(arr[:, :, :3] if arr.ndim == 3 and arr.shape[2] == 4 else arr)
     except Exception:
         return None

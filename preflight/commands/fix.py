@@ -66,9 +66,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"  changed: {change}")
         for problem in result.problems:
             print(f"  cannot fix: {problem}")
-        verdict = "PASS" if result.report.passed else "FAIL"
-        where = f"written to {args.output}" if result.data is not None else "nothing written"
-        print(f"{args.input}: {verdict} after fixing; {where}")
+        if result.data is None:
+            print(f"{args.input}: not fixed; nothing written")
+        else:
+            verdict = "PASS" if result.report.passed else "FAIL"
+            print(f"{args.input}: {verdict} after fixing; written to {args.output}")
         for hint in result.report.hints(args.locale):
             print(f"  - {hint}")
     return EXIT_OK if result.ok else EXIT_FAILED

@@ -115,6 +115,34 @@ def test_a_turn_missed_at_full_size_is_caught_on_the_repaired_copy(samples, gate
     assert m.face_size_px is not None and m.face_size_px >= 224
 
 
+@pytest.mark.parametrize("turn", [None, Image.Transpose.ROTATE_90])
+def test_a_photo_too_large_to_check_is_sized_by_its_face(samples, gate, turn):
+    # above 4096 px the gate reads only the header, so nothing is known of the face: conform looks at
+    # a 4096 px copy before shrinking (it used to shrink blind to 1080 px: the face fell to 139 px)
+    face = Image.open(samples / "biden.jpg").convert("RGB")
+    huge = face.resize((round(face.width * 2.3), round(face.height * 2.3)), Image.Resampling.LANCZOS)
+    stored = huge if turn is None else huge.transpose(turn)
+    data = encode(stored, "JPEG", quality=90)
+    original = gate.check(data)
+    assert C.RESOLUTION_TOO_HIGH in original.codes and original.measurements.face_size_px is None
+    result = conform(data, gate=gate)
+    assert result.data is not None and result.report.passed, (result.changes, result.report)
+    m = result.report.measurements
+    assert m.face_size_px is not None and m.face_size_px >= 224
+    assert result.size is not None and result.size[0] < result.size[1]  # upright portrait
+    if turn is not None:
+        assert any("seen on a copy at" in c for c in result.changes), result.changes
+
+
+def test_one_channel_arrays_and_kept_metadata_are_handled(samples, gate):
+    gray = np.asarray(Image.open(samples / "obama.jpg").convert("L"))[:, :, None]  # (H, W, 1)
+    result = conform(gray, gate=gate)
+    assert result.data is not None, result.problems
+    assert result.changes[0] == "encoded the given image as JPEG"
+    kept = conform(gray, gate=gate, strip_metadata=False)
+    assert any(c.startswith("metadata not kept") for c in kept.changes), kept.changes
+
+
 def test_downscaling_a_tall_narrow_photo_keeps_the_minimum_side(gate):
     # 970x2204 at the recommended 1080 px height would be 475 px wide: RESOLUTION_TOO_LOW, an error
     # the original did not have; it stops at 480 px instead (a warning about the height is better)
