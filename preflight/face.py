@@ -13,7 +13,8 @@ the whole image gives no face, :meth:`FaceAnalyzer.detect` looks again in overla
 
 Upside-down photos without an EXIF tag: MediaPipe finds no face in many, and fits an upright mesh
 onto the inverted face in others. :meth:`FaceAnalyzer.detect` then looks at the image turned by 180
-degrees and returns that fit in the given image's pixels (see ``turn_search``).
+degrees (and, when no face is found at all, by a quarter turn each way) and returns that fit in the
+given image's pixels (see ``turn_search``).
 
 Threads: :meth:`~FaceAnalyzer.detect` holds a lock, so one analyser can be shared by many threads
 (MediaPipe runs one graph at a time anyway). Processes: an analyser pickles as its settings and
@@ -134,7 +135,8 @@ class Face:
     #: 4x4 facial transformation matrix (canonical face model -> camera space, OpenGL axes:
     #: x right, y up, z toward the viewer), or None if MediaPipe did not return one or the face was
     #: found in a tile (MediaPipe's matrix would then place it before a virtual camera that sees
-    #: only that tile: wrong translation, and yaw and pitch biased by the face's place in the tile).
+    #: only that tile: wrong translation, and yaw and pitch biased by the face's place in the tile),
+    #: or in a copy turned by a quarter (see :func:`turn_face`).
     matrix: np.ndarray | None
     #: (width, height) of the image the landmarks refer to.
     image_size: tuple[int, int]
@@ -183,9 +185,11 @@ class FaceAnalyzer:
             (eyes on the mouth), so they would read as upright. When no face is found, or the main
             face's eyes do not look like eyes (:func:`~preflight.measures.eye_shading`), the image
             turned by 180 degrees is searched as well; a face found there whose eyes and lips look
-            right is returned in this image's pixels (its roll reads about 180). Costs one more
-            landmarker run on those images only (1 in 6 of the corpus' untouched photos, more of
-            the blurred or washed-out ones; see docs/accuracy.md).
+            right is returned in this image's pixels (its roll reads about 180). When no face is
+            found at all, the image turned by a quarter each way is searched last (a photo on its
+            side that MediaPipe missed; roll about +-90). Costs one more landmarker run on the
+            doubted images (1 in 6 of the corpus' untouched photos, more of the blurred or washed-out
+            ones; see docs/accuracy.md) and up to three on images without a face.
 
     Raises:
         ModelError: the bundle is missing, unreadable, has the wrong hash or cannot be loaded.
@@ -356,32 +360,46 @@ class FaceAnalyzer:
 
     def _upside_down(self, rgb: np.ndarray, faces: list[Face]) -> list[Face]:
         """``faces``, or the faces of the image turned by 180 degrees (in this image's pixels) when
-        those are the better fit: see ``turn_search`` and the ``TURN_*`` constants."""
+        those are the better fit: see ``turn_search`` and the ``TURN_*`` constants. When no face is
+        found either way, the image turned by a quarter each way is searched too."""
         upright = eye_shading(rgb, faces[0].landmarks) if faces else None
         if faces and (upright is None or upright <= TURN_DOUBT):
             return faces
-        turned = np.ascontiguousarray(rgb[::-1, ::-1])
+        height, width = int(rgb.shape[0]), int(rgb.shape[1])
         # no face at all: search the turned image as thoroughly as the upright one (tiles included)
-        found = self._run(turned, tiles=self.tile_search and not faces)
+        turned, found = self._found_turned(rgb, 2, tiles=self.tile_search and not faces, alone=not faces)
+        if not faces and not found:  # on its side, where MediaPipe missed the face: quarter turns
+            for quarters in (1, 3):
+                turned, found = self._found_turned(rgb, quarters, tiles=False, alone=True)
+                if found:
+                    return [turn_face(face, quarters, width, height) for face in found]
         if not found:
             return faces
-        shading = eye_shading(turned, found[0].landmarks)
-        if shading is None:  # brows or cheeks outside the image: only a face found nowhere else
-            redness = lip_redness(turned, found[0].landmarks)
-            if faces or redness is None or redness <= TURN_LIPS_REDDER:
-                return faces
-        elif shading >= TURN_CONFIRM:
-            return faces
-        height, width = int(rgb.shape[0]), int(rgb.shape[1])
-        back = [turn_face_180(face, width, height) for face in found]
+        back = [turn_face(face, 2, width, height) for face in found]
         if faces:
-            assert upright is not None and shading is not None
+            shading = eye_shading(turned, found[0].landmarks)
+            assert upright is not None and shading is not None  # both checked by _found_turned
             same = box_iou(landmark_extent(faces[0].landmarks), landmark_extent(back[0].landmarks))
             doubt_upright = turn_doubt(upright, lip_redness(rgb, faces[0].landmarks))
             doubt_turned = turn_doubt(shading, lip_redness(turned, found[0].landmarks))
             if same <= TURN_SAME_FACE_IOU or doubt_turned > doubt_upright - TURN_MARGIN:
                 return faces
         return back
+
+    def _found_turned(self, rgb: np.ndarray, quarters: int, *, tiles: bool,
+                      alone: bool) -> tuple[np.ndarray, list[Face]]:
+        """The image turned counter-clockwise by ``quarters`` quarter turns, and its faces (in its own
+        pixels) if the main one's eyes look like eyes (or, when it is the only face found at all
+        and its brows are cut off, its lips look like lips); else no faces."""
+        turned = np.ascontiguousarray(np.rot90(rgb, quarters))
+        found = self._run(turned, tiles=tiles)
+        if not found:
+            return turned, []
+        shading = eye_shading(turned, found[0].landmarks)
+        if shading is None:  # brows or cheeks outside the image: only a face found nowhere else
+            redness = lip_redness(turned, found[0].landmarks)
+            return turned, found if alone and redness is not None and redness > TURN_LIPS_REDDER else []
+        return turned, found if shading < TURN_CONFIRM else []
 
     def _detect_in_tiles(self, rgb: np.ndarray) -> list[Face]:
         """Faces found in the tiles of :func:`tile_grid`, in full-image pixels. Call with the lock held."""
@@ -429,14 +447,29 @@ def turn_doubt(eye_shading: float, lip_redness: float | None) -> float:
     return eye_shading - TURN_REDNESS_WEIGHT * (lip_redness or 0.0)
 
 
+def turn_face(face: Face, quarters: int, width: int, height: int) -> Face:
+    """A face found in ``np.rot90(image, quarters)`` (turned counter-clockwise), in the pixels of the
+    (width, height) original. A half turn keeps MediaPipe's matrix (turned about the camera's z
+    axis with the image); after a quarter turn the matrix is dropped, as for faces found in tiles
+    (the gate's head pose comes from its own fit of the landmarks)."""
+    marks = face.landmarks.copy()
+    x, y = face.landmarks[:, 0], face.landmarks[:, 1]
+    quarters %= 4
+    if quarters == 1:
+        marks[:, 0], marks[:, 1] = width - y, x
+    elif quarters == 2:
+        marks[:, 0], marks[:, 1] = width - x, height - y
+    elif quarters == 3:
+        marks[:, 0], marks[:, 1] = y, height - x
+    matrix = face.matrix
+    if matrix is not None and quarters:
+        matrix = np.diag([-1.0, -1.0, 1.0, 1.0]) @ matrix if quarters == 2 else None
+    return Face(landmarks=marks, blendshapes=face.blendshapes, matrix=matrix, image_size=(width, height))
+
+
 def turn_face_180(face: Face, width: int, height: int) -> Face:
     """A face found in an image turned by 180 degrees, in the pixels of the (width, height) original."""
-    marks = face.landmarks.copy()
-    marks[:, 0] = width - marks[:, 0]
-    marks[:, 1] = height - marks[:, 1]
-    # the camera's x and y axes turn with the image: a half turn about its z axis
-    matrix = None if face.matrix is None else np.diag([-1.0, -1.0, 1.0, 1.0]) @ face.matrix
-    return Face(landmarks=marks, blendshapes=face.blendshapes, matrix=matrix, image_size=(width, height))
+    return turn_face(face, 2, width, height)
 
 
 def tile_grid(width: int, height: int) -> list[tuple[int, int, int, int]]:

@@ -19,7 +19,7 @@ import pytest
 from preflight import codes as C
 from preflight import measures as M
 from preflight import pixels
-from preflight.face import FaceAnalyzer, turn_face_180
+from preflight.face import FaceAnalyzer, turn_face, turn_face_180
 from preflight.policy import Policy
 
 from .conftest import read_sample
@@ -189,3 +189,27 @@ def test_a_turned_face_cut_off_through_the_brows_is_still_found(analyzer: FaceAn
     assert C.FACE_CUT_OFF in codes and C.IMAGE_TURNED not in codes
     codes, _ = _codes(_half_turn(cropped), analyzer)
     assert {C.FACE_CUT_OFF, C.IMAGE_TURNED} <= codes and C.FACE_NOT_FOUND not in codes
+
+
+@pytest.mark.parametrize("quarters", [1, 3])
+def test_turn_face_maps_quarter_turns_back(plain: FaceAnalyzer, obama: np.ndarray, quarters: int) -> None:
+    upright = plain.detect(obama)[0].landmarks
+    height, width = obama.shape[:2]
+    turned = np.ascontiguousarray(np.rot90(obama, quarters))  # counter-clockwise
+    back = turn_face(plain.detect(turned)[0], quarters, width, height)
+    assert back.image_size == (width, height) and back.matrix is None
+    # the same points within a tenth of the eye distance (MediaPipe's fit of a turned face differs a
+    # little; a wrong mapping would be off by hundreds of pixels)
+    for index in (M.RIGHT_IRIS_CENTRE, M.LEFT_IRIS_CENTRE, M.CHIN, M.NOSE_BRIDGE):
+        assert np.linalg.norm(back.landmarks[index, :2] - upright[index, :2]) < 0.12 * M.eye_distance(upright)
+
+
+def test_a_face_missed_on_its_side_is_found_by_a_quarter_turn(analyzer: FaceAnalyzer, plain: FaceAnalyzer) -> None:
+    rgb = read_sample("obama-720p.jpg")
+    sideways = np.ascontiguousarray(np.rot90(rgb, 3))  # turned clockwise: MediaPipe finds no face
+    assert plain.detect(sideways) == []
+    codes, result = _codes(sideways, analyzer)
+    assert C.IMAGE_TURNED in codes and C.FACE_NOT_FOUND not in codes
+    assert result.fields["roll_deg"] == pytest.approx(90, abs=15)  # clockwise as seen
+    upright = _codes(rgb, analyzer)[1]
+    assert result.fields["eye_distance_px"] == pytest.approx(upright.fields["eye_distance_px"], rel=0.05)
