@@ -213,3 +213,14 @@ def test_a_face_missed_on_its_side_is_found_by_a_quarter_turn(analyzer: FaceAnal
     assert result.fields["roll_deg"] == pytest.approx(90, abs=15)  # clockwise as seen
     upright = _codes(rgb, analyzer)[1]
     assert result.fields["eye_distance_px"] == pytest.approx(upright.fields["eye_distance_px"], rel=0.05)
+
+
+@pytest.mark.parametrize("quarters", [1, 3])
+def test_a_grey_photo_on_its_side_is_turned_not_faceless(
+        analyzer: FaceAnalyzer, plain: FaceAnalyzer, obama: np.ndarray, quarters: int) -> None:
+    grey = cv2.cvtColor(cv2.cvtColor(obama, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    sideways = np.ascontiguousarray(np.rot90(grey, quarters))
+    assert plain.detect(sideways) == []  # MediaPipe misses this face on its side
+    codes, result = _codes(sideways, analyzer)
+    assert C.IMAGE_TURNED in codes and C.FACE_NOT_FOUND not in codes
+    assert result.fields["roll_deg"] == pytest.approx(-90 if quarters == 1 else 90, abs=15)
