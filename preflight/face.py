@@ -88,7 +88,7 @@ TILE_DUPLICATE_IOU: Final = 0.3
 #: than the upright fit's, on the same face (landmark boxes overlapping by more than
 #: TURN_SAME_FACE_IOU). When no face is found at all, a turned face is kept when its eye shading is
 #: below TURN_CONFIRM (or, with its brows cut off by the border, its lips are redder than its eyes
-#: by TURN_LIPS_REDDER).
+#: by TURN_LIPS_REDDER); after a quarter turn, only when its doubt is at most TURN_DOUBT as well.
 TURN_DOUBT: Final = 0.6
 TURN_CONFIRM: Final = 0.9
 TURN_MARGIN: Final = 0.25
@@ -371,7 +371,11 @@ class FaceAnalyzer:
         if not faces and not found:  # on its side, where MediaPipe missed the face: quarter turns
             for quarters in (1, 3):
                 turned, found = self._found_turned(rgb, quarters, tiles=False, alone=True)
-                if found:
+                shading = eye_shading(turned, found[0].landmarks) if found else None
+                # stricter than the half turn: a face MediaPipe missed upright may be blurred or dark,
+                # and a quarter turn of it can give a tilted, forced fit
+                if found and (shading is None or turn_doubt(shading, lip_redness(turned, found[0].landmarks))
+                              <= TURN_DOUBT):
                     return [turn_face(face, quarters, width, height) for face in found]
         if not found:
             return faces
