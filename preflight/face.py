@@ -362,48 +362,44 @@ class FaceAnalyzer:
         """``faces``, or the faces of the image turned by 180 degrees (in this image's pixels) when
         those are the better fit: see ``turn_search`` and the ``TURN_*`` constants. When no face is
         found either way, the image turned by a quarter each way is searched too."""
-        upright = eye_shading(rgb, faces[0].landmarks) if faces else None
-        if faces and (upright is None or upright <= TURN_DOUBT):
-            return faces
         height, width = int(rgb.shape[0]), int(rgb.shape[1])
-        # no face at all: search the turned image as thoroughly as the upright one (tiles included)
-        turned, found = self._found_turned(rgb, 2, tiles=self.tile_search and not faces, alone=not faces)
-        if not faces and not found:  # on its side, where MediaPipe missed the face: quarter turns
-            for quarters in (1, 3):
-                turned, found = self._found_turned(rgb, quarters, tiles=False, alone=True)
-                shading = eye_shading(turned, found[0].landmarks) if found else None
-                # stricter than the half turn: a face MediaPipe missed upright may be blurred or dark,
-                # and a quarter turn of it can give a tilted, forced fit
-                if found and (shading is None or turn_doubt(shading, lip_redness(turned, found[0].landmarks))
-                              <= TURN_DOUBT):
-                    return [turn_face(face, quarters, width, height) for face in found]
-        if not found:
-            return faces
-        back = [turn_face(face, 2, width, height) for face in found]
         if faces:
-            shading = eye_shading(turned, found[0].landmarks)
-            assert upright is not None and shading is not None  # both checked by _found_turned
+            upright = eye_shading(rgb, faces[0].landmarks)
+            if upright is None or upright <= TURN_DOUBT:
+                return faces
+            turned, found, shading = self._found_turned(rgb, 2, tiles=False, alone=False)
+            if not found or shading is None:
+                return faces
+            back = [turn_face(face, 2, width, height) for face in found]
             same = box_iou(landmark_extent(faces[0].landmarks), landmark_extent(back[0].landmarks))
             doubt_upright = turn_doubt(upright, lip_redness(rgb, faces[0].landmarks))
             doubt_turned = turn_doubt(shading, lip_redness(turned, found[0].landmarks))
-            if same <= TURN_SAME_FACE_IOU or doubt_turned > doubt_upright - TURN_MARGIN:
-                return faces
-        return back
+            return back if same > TURN_SAME_FACE_IOU and doubt_turned <= doubt_upright - TURN_MARGIN else faces
+        # no face at all: the half turn searched as thoroughly as the upright image (tiles included),
+        # then a quarter turn each way, whole image only and stricter: a face MediaPipe missed upright
+        # may be blurred or dark, and a quarter turn of it can give a tilted, forced fit
+        for quarters, tiles, strict in ((2, self.tile_search, False), (1, False, True), (3, False, True)):
+            turned, found, shading = self._found_turned(rgb, quarters, tiles=tiles, alone=True)
+            if found and not (strict and shading is not None
+                              and turn_doubt(shading, lip_redness(turned, found[0].landmarks)) > TURN_DOUBT):
+                return [turn_face(face, quarters, width, height) for face in found]
+        return faces
 
     def _found_turned(self, rgb: np.ndarray, quarters: int, *, tiles: bool,
-                      alone: bool) -> tuple[np.ndarray, list[Face]]:
-        """The image turned counter-clockwise by ``quarters`` quarter turns, and its faces (in its own
-        pixels) if the main one's eyes look like eyes (or, when it is the only face found at all
-        and its brows are cut off, its lips look like lips); else no faces."""
+                      alone: bool) -> tuple[np.ndarray, list[Face], float | None]:
+        """The image turned counter-clockwise by ``quarters`` quarter turns, its faces (in its own
+        pixels) if the main one's eyes look like eyes (or, when it is the only face found at all and
+        its brows are cut off, its lips look like lips), else none, and that eye shading."""
         turned = np.ascontiguousarray(np.rot90(rgb, quarters))
         found = self._run(turned, tiles=tiles)
         if not found:
-            return turned, []
+            return turned, [], None
         shading = eye_shading(turned, found[0].landmarks)
         if shading is None:  # brows or cheeks outside the image: only a face found nowhere else
             redness = lip_redness(turned, found[0].landmarks)
-            return turned, found if alone and redness is not None and redness > TURN_LIPS_REDDER else []
-        return turned, found if shading < TURN_CONFIRM else []
+            kept = alone and redness is not None and redness > TURN_LIPS_REDDER
+            return turned, found if kept else [], None
+        return turned, found if shading < TURN_CONFIRM else [], shading
 
     def _detect_in_tiles(self, rgb: np.ndarray) -> list[Face]:
         """Faces found in the tiles of :func:`tile_grid`, in full-image pixels. Call with the lock held."""
@@ -469,11 +465,6 @@ def turn_face(face: Face, quarters: int, width: int, height: int) -> Face:
     if matrix is not None and quarters:
         matrix = np.diag([-1.0, -1.0, 1.0, 1.0]) @ matrix if quarters == 2 else None
     return Face(landmarks=marks, blendshapes=face.blendshapes, matrix=matrix, image_size=(width, height))
-
-
-def turn_face_180(face: Face, width: int, height: int) -> Face:
-    """A face found in an image turned by 180 degrees, in the pixels of the (width, height) original."""
-    return turn_face(face, 2, width, height)
 
 
 def tile_grid(width: int, height: int) -> list[tuple[int, int, int, int]]:

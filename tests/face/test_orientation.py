@@ -19,7 +19,7 @@ import pytest
 from preflight import codes as C
 from preflight import measures as M
 from preflight import pixels
-from preflight.face import FaceAnalyzer, turn_face, turn_face_180
+from preflight.face import Face, FaceAnalyzer, turn_face
 from preflight.policy import Policy
 
 from .conftest import read_sample
@@ -83,10 +83,10 @@ def test_turned_faces_are_measured_in_the_given_image(analyzer: FaceAnalyzer, ob
     assert M.face_size(back) == pytest.approx(M.face_size(upright), rel=0.03)
 
 
-def test_turn_face_180_maps_pixels_and_the_matrix(analyzer: FaceAnalyzer, obama: np.ndarray) -> None:
+def test_a_half_turn_maps_pixels_and_the_matrix(analyzer: FaceAnalyzer, obama: np.ndarray) -> None:
     face = analyzer.detect(obama)[0]
     height, width = obama.shape[:2]
-    back = turn_face_180(face, width, height)
+    back = turn_face(face, 2, width, height)
     assert np.allclose(back.landmarks[:, 0], width - face.landmarks[:, 0])
     assert np.allclose(back.landmarks[:, 1], height - face.landmarks[:, 1])
     assert np.allclose(back.landmarks[:, 2], face.landmarks[:, 2])
@@ -94,7 +94,7 @@ def test_turn_face_180_maps_pixels_and_the_matrix(analyzer: FaceAnalyzer, obama:
     _, _, roll = M.angles_from_rotation(face.matrix)
     _, _, roll_back = M.angles_from_rotation(back.matrix)
     assert abs((roll_back - roll) % 360 - 180) < 1e-6
-    assert np.allclose(turn_face_180(back, width, height).landmarks, face.landmarks, atol=1e-3)
+    assert np.allclose(turn_face(back, 2, width, height).landmarks, face.landmarks, atol=1e-3)
 
 
 @pytest.mark.parametrize("quarter", [1, 3])
@@ -224,3 +224,28 @@ def test_a_grey_photo_on_its_side_is_turned_not_faceless(
     codes, result = _codes(sideways, analyzer)
     assert C.IMAGE_TURNED in codes and C.FACE_NOT_FOUND not in codes
     assert result.fields["roll_deg"] == pytest.approx(-90 if quarters == 1 else 90, abs=15)
+
+
+def test_a_quarter_turn_fit_that_fails_is_not_kept(obama: np.ndarray) -> None:
+    """No face upright or upside down; both quarter turns give a face whose doubt is too high: no face
+    comes back (the last refused quarter-turn fit once fell through and was mapped as a half turn)."""
+
+    class _Refusing(FaceAnalyzer):
+        def __init__(self, face: Face) -> None:
+            super().__init__(turn_search=True)
+            self.face = face
+
+        def _run(self, rgb: np.ndarray, *, tiles: bool) -> list[Face]:
+            return []  # MediaPipe finds nothing, however the image is turned ...
+
+        def _found_turned(self, rgb: np.ndarray, quarters: int, *, tiles: bool,
+                          alone: bool) -> tuple[np.ndarray, list[Face], float | None]:
+            # ... except a quarter turn away, where the fit reads eyes below TURN_CONFIRM but a doubt
+            # (on a blank image: no redness) above TURN_DOUBT
+            blank = np.zeros_like(np.rot90(rgb, quarters))
+            return (blank, [self.face], 0.85) if quarters in (1, 3) else (blank, [], None)
+
+    with FaceAnalyzer(turn_search=False) as plain:
+        face = plain.detect(obama)[0]
+    with _Refusing(face) as analyzer:
+        assert analyzer.detect(obama) == []
