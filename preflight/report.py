@@ -171,24 +171,24 @@ class Report:
     def to_dict(self, locale: str | None = None) -> dict[str, Any]:
         """A JSON-ready dict. With ``locale`` (``"de"``...), the hints (also each detail's) are in that
         language and a ``"locale"`` key says which one was used; without, they are English."""
+        resolved = guidance.DEFAULT_LOCALE if locale is None else guidance.resolve_locale(locale)
         details = [i.to_dict() for i in self.issues]
+        if locale is not None:
+            for detail in details:
+                detail["hint"] = guidance.hint(detail["code"], resolved) or detail["hint"]
         body = {
             "source": None if self.source is None else printable(self.source),
             "passed": self.passed,
             "policy": self.policy,
             "issues": {"preflight": self.api_issues()} if self.issues else {},
             "details": details,
-            "hints": self.hints(),
+            "hints": self.hints(resolved),
             "measurements": self.measurements.to_dict(),
             "not_checked": dict(self.not_checked),
             "elapsed_ms": None if self.elapsed_ms is None else round(self.elapsed_ms, 2),
         }
         if locale is not None:
-            locale = guidance.resolve_locale(locale)
-            body["hints"] = self.hints(locale)
-            for detail in details:
-                detail["hint"] = guidance.hint(detail["code"], locale) or detail["hint"]
-            body["locale"] = locale
+            body["locale"] = resolved
         return body
 
     def to_json(self, *, locale: str | None = None, **kwargs: Any) -> str:
