@@ -30,26 +30,15 @@ from .errors import OutputFileError
 from .gate import Gate
 from .loading import Source, pil_to_rgb, read_source
 from .metadata import strip_jpeg, strip_png
-from .policy import Policy
+from .policy import FORMAT_SUFFIXES, Policy
 from .report import Report
 
 #: Margin kept above the face-size and eye-distance limits when downscaling.
 FACE_MARGIN = 1.05
 
-#: The file name extensions of each image format, by Pillow's name for it (the first is the one to suggest).
-#: :func:`conform` writes JPEG, or keeps a photo that needs no new pixels in its own (accepted) format.
-SUFFIXES: dict[str, tuple[str, ...]] = {
-    "JPEG": (".jpg", ".jpeg", ".jpe", ".jfif"),
-    "PNG": (".png",),
-    "WEBP": (".webp",),
-    "GIF": (".gif",),
-    "BMP": (".bmp",),
-    "TIFF": (".tif", ".tiff"),
-    "HEIF": (".heic", ".heif"),
-    "AVIF": (".avif",),
-    "JPEG2000": (".jp2", ".j2k", ".jpf", ".jpx"),
-    "JXL": (".jxl",),
-}
+#: The file name extensions of each image format (the policy's table). :func:`conform` writes JPEG,
+#: or keeps a photo that needs no new pixels in its own (accepted) format.
+SUFFIXES = FORMAT_SUFFIXES
 _FORMAT_OF_SUFFIX = {suffix: fmt for fmt, suffixes in SUFFIXES.items() for suffix in suffixes}
 
 

@@ -147,6 +147,8 @@ def sniff_format(data: bytes) -> str | None:
             return "HEIF"
     if head.startswith(b"\x00\x00\x00\x0cjP  \r\n\x87\n") or head.startswith(b"\xff\x4f\xff\x51"):
         return "JPEG2000"
+    if head.startswith(b"\xff\x0a") or head.startswith(b"\x00\x00\x00\x0cJXL \r\n\x87\n"):
+        return "JXL"
     if head[:4] in (b"\x00\x00\x01\x00",):
         return "ICO"
     if head[:4] == b"8BPS":

@@ -98,10 +98,26 @@ ORDERED_PAIRS: tuple[tuple[str, str], ...] = (
 )
 
 
-#: Format names as :func:`preflight.loading.sniff_format` gives them (Pillow's names).
-KNOWN_FORMATS: tuple[str, ...] = (
-    "JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "AVIF", "HEIF", "JPEG2000", "ICO", "PSD", "PPM",
-)
+#: Every format :func:`preflight.loading.sniff_format` can name (Pillow's names), with its file name
+#: extensions (the first is the one to suggest). One table, so that a format the loader recognises is
+#: also one a policy may list and one whose files :func:`preflight.conform` can name.
+FORMAT_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "JPEG": (".jpg", ".jpeg", ".jpe", ".jfif"),
+    "PNG": (".png",),
+    "GIF": (".gif",),
+    "WEBP": (".webp",),
+    "BMP": (".bmp",),
+    "TIFF": (".tif", ".tiff"),
+    "AVIF": (".avif",),
+    "HEIF": (".heic", ".heif"),
+    "JPEG2000": (".jp2", ".j2k", ".jpf", ".jpx"),
+    "JXL": (".jxl",),
+    "ICO": (".ico",),
+    "PSD": (".psd",),
+    "PPM": (".ppm", ".pgm", ".pbm", ".pnm"),
+}
+#: The format names a policy may list.
+KNOWN_FORMATS: tuple[str, ...] = tuple(FORMAT_SUFFIXES)
 #: What people write for those names in a policy file.
 FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF", "HEIC": "HEIF", "JP2": "JPEG2000"}
 

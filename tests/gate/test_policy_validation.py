@@ -148,6 +148,7 @@ def test_every_format_the_loader_names_is_known() -> None:
 
     from PIL import Image
 
+    from preflight.conform import SUFFIXES
     from preflight.loading import sniff_format
     from preflight.policy import KNOWN_FORMATS
 
@@ -155,6 +156,22 @@ def test_every_format_the_loader_names_is_known() -> None:
         buffer = io.BytesIO()
         Image.new("RGB", (16, 16)).save(buffer, fmt)
         assert sniff_format(buffer.getvalue()) == fmt and fmt in KNOWN_FORMATS
+        assert SUFFIXES[fmt][0].startswith(".")  # and conform can name such a file
+
+
+def test_a_jpeg_xl_file_is_named_as_such() -> None:
+    # JPEG XL (bare codestream and ISO-BMFF container): a format conform knew by its suffix but the
+    # loader called "unknown"; now one table serves both
+    from preflight.loading import sniff_format
+
+    codestream = b"\xff\x0a\xfa\x7f\x01\x90\x08\x06\x01\x00" + bytes(22)
+    container = b"\x00\x00\x00\x0cJXL \r\n\x87\n" + bytes(20)
+    assert sniff_format(codestream) == sniff_format(container) == "JXL"
+    report = preflight.check(codestream)
+    assert not report.passed
+    issue = next(i for i in report.issues if i.code == "UNSUPPORTED_FORMAT")
+    assert issue.measured == "JXL"
+    assert Policy.from_mapping({"allowed_formats": ["JPEG", "JXL"]}).allowed_formats == ("JPEG", "JXL")
 
 
 def test_from_toml_rejects_nonsensical_values_with_the_file_name(tmp_path: Path) -> None:
