@@ -24,7 +24,7 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +37,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__, codes
+from .._native import quiet_stderr
 from ..annotate import annotate as annotate_image
 from ..errors import PreflightError
 from ..gate import Gate
@@ -97,6 +98,9 @@ class Settings:
     model_path: str | None = None
     warm_up: bool = True
     default_locale: str = DEFAULT_LOCALE
+    #: Silence file descriptor 2 while the face model loads (MediaPipe's C++ start-up lines). Only for a
+    #: process the service owns: the redirection is process-wide.
+    quiet_model_start: bool = False
 
     def __post_init__(self) -> None:
         if self.max_upload_bytes < 1:
@@ -154,7 +158,13 @@ class ServiceState:
             if gate.policy.check_face:
                 # Load the face model now, once per worker process, so the first request is not slow
                 # and a broken model file stops the worker at start-up instead of failing requests.
-                await run_in_threadpool(lambda: gate.analyzer)
+                quiet = quiet_stderr if self.settings.quiet_model_start else nullcontext
+
+                def load() -> None:
+                    with quiet():
+                        gate.analyzer  # noqa: B018 (the property loads the model)
+
+                await run_in_threadpool(load)
                 self.model_loaded = True
         self.started_at = time.monotonic()
 
@@ -233,12 +243,14 @@ def create_app(
     client: ProgenyClient | None = None,
     warm_up: bool = True,
     default_locale: str = DEFAULT_LOCALE,
+    quiet_model_start: bool = False,
 ) -> FastAPI:
     """The ASGI app. ``gate`` and ``client`` may be passed in (the app then does not close them).
 
     ``max_upload_bytes`` bounds the whole request body; ``max_concurrency`` the check/annotate requests in
     progress per process (the rest get 503 + Retry-After); ``max_submit_concurrency`` the same for submits,
     which wait on the network. Progeny credentials come from PROGENY_USERNAME / PROGENY_PASSWORD.
+    ``quiet_model_start`` keeps MediaPipe's start-up lines out of a worker's log (see :class:`Settings`).
     """
     quiet_form_parser_logs()
     settings = Settings(
@@ -252,6 +264,7 @@ def create_app(
         model_path=model_path,
         warm_up=warm_up,
         default_locale=resolve_locale(default_locale),
+        quiet_model_start=quiet_model_start,
     )
     state = ServiceState(settings, gate, client)
 
@@ -297,6 +310,7 @@ def app_from_env() -> FastAPI:
     Reads PREFLIGHT_SERVICE_POLICY (a preset name or a TOML file), PREFLIGHT_SERVICE_MAX_UPLOAD_BYTES,
     PREFLIGHT_SERVICE_MAX_CONCURRENCY, PREFLIGHT_SERVICE_MAX_SUBMIT_CONCURRENCY, PREFLIGHT_SERVICE_MODEL_PATH,
     PREFLIGHT_SERVICE_LOCALE (the hint language when a request names none) and PROGENY_BASE_URL.
+    The worker process is the service's own, so MediaPipe's start-up lines are kept out of its log.
     """
     from ..cli import load_policy
 
@@ -309,6 +323,7 @@ def app_from_env() -> FastAPI:
         model_path=env.get(ENV_MODEL_PATH) or None,
         progeny_base_url=env.get("PROGENY_BASE_URL") or None,
         default_locale=env.get(ENV_LOCALE) or DEFAULT_LOCALE,
+        quiet_model_start=True,
     )
 
 
