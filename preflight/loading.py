@@ -379,7 +379,10 @@ def _exif_payload_orientation(payload: bytes | None) -> int:
 def _decode(data: bytes, fmt: str, pil: Image.Image | None) -> np.ndarray | None:
     """Decode to RGB uint8 *without* applying EXIF orientation (we do that ourselves, explicitly)."""
     has_alpha = pil is not None and (pil.mode in ("RGBA", "LA", "PA") or "transparency" in pil.info)
-    if fmt in ("JPEG", "PNG") and not has_alpha:
+    # OpenCV's libpng prints its complaints about a PNG's colour profile ("libpng warning: iCCP: ...")
+    # straight to the process's stderr; Pillow reads the same pixels without a word.
+    png_profile = fmt == "PNG" and pil is not None and bool(pil.info.get("icc_profile"))
+    if fmt in ("JPEG", "PNG") and not has_alpha and not png_profile:
         buf = np.frombuffer(data, dtype=np.uint8)
         flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
         try:

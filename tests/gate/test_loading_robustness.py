@@ -54,6 +54,20 @@ def test_png_with_bytes_after_iend_decodes(file_gate: preflight.Gate) -> None:
         assert (report.measurements.width, report.measurements.height) == (640, 480)
 
 
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_png_with_a_broken_colour_profile_decodes_silently(capfd: pytest.CaptureFixture[str], mode: str) -> None:
+    # OpenCV's libpng printed "libpng warning: iCCP: too short" on the process's stderr for such files
+    from preflight.loading import load
+
+    picture = Image.open(SAMPLE).convert(mode)
+    plain, profiled = encode(picture, "PNG"), encode(picture, "PNG", icc_profile=b"\0" * 200)
+    capfd.readouterr()
+    with_profile = load(profiled, preflight.Policy())
+    assert capfd.readouterr().err == ""
+    assert with_profile.rgb is not None
+    assert np.array_equal(with_profile.rgb, load(plain, preflight.Policy()).rgb)  # the same pixels, either way
+
+
 def test_truncated_png_is_still_reported_truncated(file_gate: preflight.Gate) -> None:
     png = encode(gradient(640, 480), "PNG")
     report = file_gate.check(png[: len(png) // 2])
