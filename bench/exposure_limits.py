@@ -12,6 +12,8 @@ catch rate stays under 95 % (gamma 2.5, gamma 0.4, EV +2):
    colourfulness), fitted on one fold of photos and tested on the other, with its threshold set for
    at most 2 % false rejects on the fitting fold's untouched photos. If it cannot beat the policy
    on the held-out fold, the information is not in these measures.
+3. **What would the dark clause considered in docs/accuracy.md buy?** ``tone_gamma > 1.4`` on a face
+   darker than mean luma 80, on top of the policy: per level, and on the crops judged too dark.
 
     .venv/bin/python bench/calibrate.py --save rows.json     # about 5.5 minutes
     .venv/bin/python bench/exposure_limits.py rows.json
@@ -167,14 +169,39 @@ def learned(rows: list[Row]) -> None:
                       f"caught: {' '.join(cells[4:])}")
 
 
+def dark_clause(rows: list[Row], verdicts: dict[tuple[str, str], tuple[str, str]],
+                tone: float = 1.4, mean: float = 80.0) -> None:
+    """The policy's IMAGE_TOO_DARK, or ``tone_gamma > tone`` on a face darker than ``mean``."""
+    def clause(r: Row) -> bool:
+        t, b = r.get("tone_gamma"), r.get("brightness")
+        return t is not None and b is not None and t > tone and b < mean
+
+    print(f"\n## 3. the dark clause considered, not adopted: policy, or tone_gamma > {tone:g} and face mean < {mean:g}")
+    levels = (*sorted(CLEAR_DARK), "gamma 3", "gamma 2", *MUST_PASS)
+    for lv in levels:
+        rs = [r for r in rows if r["level"] == lv]
+        if not rs:
+            continue
+        policy = sum(_failed(r, C.IMAGE_TOO_DARK) for r in rs)
+        more = sum(_failed(r, C.IMAGE_TOO_DARK) or clause(r) for r in rs)
+        print(f"  {lv:30} n={len(rs):3d}  policy {_pct(policy, len(rs))}  with the clause {_pct(more, len(rs))}")
+    by_key = {(r["image"], r["level"]): r for r in rows}
+    dark = [by_key[k] for k, (v, _) in verdicts.items() if v == "too dark"]
+    policy = sum(_failed(r, C.IMAGE_TOO_DARK) for r in dark)
+    more = sum(_failed(r, C.IMAGE_TOO_DARK) or clause(r) for r in dark)
+    print(f"  crops judged too dark: policy {policy}/{len(dark)}, with the clause {more}/{len(dark)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         print(__doc__)
         return 2
     rows = json.loads(Path(args[0]).read_text())
-    judged(rows, read_judgements())
+    verdicts = read_judgements()
+    judged(rows, verdicts)
     learned(rows)
+    dark_clause(rows, verdicts)
     return 0
 
 
