@@ -55,6 +55,11 @@ class Gate:
             self._closed = True
 
     @property
+    def model_loaded(self) -> bool:
+        """Whether the face model is loaded (it is on the first check that needs it, or by ``analyzer``)."""
+        return self._analyzer is not None
+
+    @property
     def analyzer(self) -> FaceAnalyzer:
         """The shared face analyser, created on first use (this is where the model is loaded)."""
         with self._lock:

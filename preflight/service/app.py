@@ -123,7 +123,6 @@ class ServiceState:
         self._client_lock = threading.Lock()
         self.check_limiter = Limiter("check", settings.max_concurrency)
         self.submit_limiter = Limiter("submit", settings.max_submit_concurrency)
-        self.model_loaded = False
         self.started_at: float | None = None
 
     def limiter_for(self, path: str) -> Limiter | None:
@@ -138,6 +137,11 @@ class ServiceState:
         if self._gate is None:
             raise RuntimeError("the service has not started (lifespan not run)")
         return self._gate
+
+    @property
+    def model_loaded(self) -> bool:
+        """Whether this worker's face model is loaded (at start-up, or by the first check that needed it)."""
+        return self._gate is not None and self._gate.model_loaded
 
     def client(self) -> ProgenyClient:
         """The API client, created on first use from the settings and PROGENY_* environment variables."""
@@ -155,24 +159,23 @@ class ServiceState:
             self._gate = Gate(self.settings.policy, model_path=self.settings.model_path)
         if self.settings.warm_up:
             gate = self._gate
-            if gate.policy.check_face:
-                # Load the face model now, once per worker process, so the first request is not slow
-                # and a broken model file stops the worker at start-up instead of failing requests.
-                quiet = quiet_stderr if self.settings.quiet_model_start else nullcontext
+            # Load the face model now, once per worker process, so the first request is not slow and a
+            # broken model file stops the worker at start-up instead of failing requests. Also when the
+            # default policy checks no face: a request may pick the selfie preset, and a liveness submit
+            # checks its selfie.
+            quiet = quiet_stderr if self.settings.quiet_model_start else nullcontext
 
-                def load() -> None:
-                    with quiet():
-                        gate.analyzer  # noqa: B018 (the property loads the model)
+            def load() -> None:
+                with quiet():
+                    gate.analyzer  # noqa: B018 (the property loads the model)
 
-                await run_in_threadpool(load)
-                self.model_loaded = True
+            await run_in_threadpool(load)
         self.started_at = time.monotonic()
 
     def stop(self) -> None:
         if self._owns_gate and self._gate is not None:
             self._gate.close()
             self._gate = None
-            self.model_loaded = False
         if self._owns_client and self._client is not None:
             self._client.close()
             self._client = None

@@ -52,6 +52,18 @@ def test_healthz(http: requests.Session, base_url: str) -> None:
     assert {"en", "de"} <= set(body["locales"])
 
 
+def test_healthz_tells_whether_the_face_model_is_loaded(samples: Path) -> None:
+    # a document-policy server loads the model at start-up too (a request may pick the selfie preset, a
+    # liveness submit checks a selfie); "model_loaded" was false there even after faces had been checked
+    with serve_app(create_app(preflight.Policy.progeny_document())) as url, requests.Session() as http:
+        assert assert_json(http.get(f"{url}/healthz", timeout=10))["model_loaded"] is True
+    with serve_app(create_app(warm_up=False)) as url, requests.Session() as http:
+        assert assert_json(http.get(f"{url}/healthz", timeout=10))["model_loaded"] is False
+        r = post_image(http, f"{url}/v1/check", (samples / "obama.jpg").read_bytes())
+        assert assert_json(r)["passed"] is True
+        assert assert_json(http.get(f"{url}/healthz", timeout=10))["model_loaded"] is True
+
+
 def test_check_passing_photo(http: requests.Session, base_url: str, samples: Path) -> None:
     r = post_image(http, f"{base_url}/v1/check", (samples / "obama.jpg").read_bytes(), "obama.jpg")
     body = assert_json(r)
