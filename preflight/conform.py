@@ -4,7 +4,7 @@
 without a tag upright (``IMAGE_TURNED``: the face's roll says by how much), downscales towards the recommended height
 (stopping where the face or the shorter side would fall below its minimum: those are errors, the height
 only a warning), converts unsupported-but-decodable formats and unusual modes (16-bit, CMYK, RGBA, palette) to 8-bit
-RGB JPEG, re-encodes at the highest JPEG quality that fits the byte limit, and strips EXIF/XMP/GPS
+RGB JPEG, re-encodes at the highest JPEG quality (up to 95) that fits the byte limit, and strips EXIF/XMP/GPS
 metadata (keeping the ICC profile). It never upscales, sharpens or brightens: those would hide a real
 problem from the verification service. A low JPEG quality is not repairable either (re-encoding a
 damaged image at a higher setting only fools the estimator), so it is reported, not "fixed".
@@ -33,6 +33,10 @@ from .metadata import strip_jpeg, strip_png
 from .policy import FORMAT_SUFFIXES, Policy
 from .report import Report
 
+#: The highest JPEG quality :func:`conform` writes. Above 95 libjpeg turns off parts of the compression
+#: (Pillow's docs advise against it): quality 100 doubles or triples the file for no visible gain, and
+#: every byte is uploaded.
+MAX_JPEG_QUALITY = 95
 #: Margin kept above the face-size and eye-distance limits when downscaling.
 FACE_MARGIN = 1.05
 
@@ -96,6 +100,11 @@ class Conformed:
     problems: tuple[str, ...] = ()
     jpeg_quality: int | None = None
     size: tuple[int, int] | None = field(default=None)
+
+    def __repr__(self) -> str:  # the image bytes would fill a terminal
+        data = "None" if self.data is None else f"<{len(self.data)} bytes>"
+        return (f"Conformed(data={data}, format={self.format!r}, size={self.size!r}, changes={self.changes!r}, "
+                f"problems={self.problems!r}, passed={self.report.passed!r})")
 
     @property
     def changed(self) -> bool:
@@ -362,8 +371,8 @@ def _encode(pil: Image.Image, quality: int, icc: bytes | None) -> bytes:
 
 
 def _encode_to_fit(pil: Image.Image, policy: Policy, icc: bytes | None) -> tuple[bytes, int] | None:
-    """The highest quality in [policy minimum, 100] whose file fits the byte limit (binary search)."""
-    lo, hi = policy.min_jpeg_quality, 100
+    """The highest quality in [policy minimum, MAX_JPEG_QUALITY] whose file fits the byte limit (binary search)."""
+    lo, hi = policy.min_jpeg_quality, max(policy.min_jpeg_quality, MAX_JPEG_QUALITY)
     best: tuple[bytes, int] | None = None
     while lo <= hi:
         mid = (lo + hi) // 2

@@ -154,6 +154,17 @@ def test_downscaling_a_tall_narrow_photo_keeps_the_minimum_side(gate):
     assert C.HEIGHT_ABOVE_RECOMMENDED in result.report.codes  # still said, not hidden
 
 
+def test_a_downscaled_photo_is_encoded_at_quality_95_not_100(samples, gate):
+    # the highest quality that fit 2 MB was 100: 833,105 bytes for a 353,723-byte original made smaller
+    original = (samples / "biden.jpg").read_bytes()
+    result = conform(original, gate=gate)
+    assert result.report.passed and result.size is not None and result.size[1] < 2204
+    assert result.jpeg_quality == 95
+    assert result.data is not None and len(result.data) < 1.2 * len(original)
+    assert result.report.measurements.jpeg_quality is not None and result.report.measurements.jpeg_quality >= 90
+    assert "<" in repr(result) and len(repr(result)) < 1000  # no image bytes in the repr
+
+
 def test_clean_jpeg_is_stripped_losslessly(samples, gate):
     rgb = np.asarray(Image.open(samples / "obama-720p.jpg").convert("RGB"))
     data = encode(rgb, "JPEG", quality=92, exif=_exif(1).tobytes())
