@@ -1,6 +1,6 @@
 """Where the exposure rules' limits come from: a person's verdicts, and a learned rule as a yardstick.
 
-Reads the rows that ``calibrate.py --save`` wrote and answers two questions about the levels whose
+Reads the rows that ``calibrate.py --save`` wrote and answers three questions about the levels whose
 catch rate stays under 95 % (gamma 2.5, gamma 0.4, EV +2):
 
 1. **Are they clearly degraded?** ``exposure_judgements.tsv`` holds blind verdicts on face crops of
@@ -194,9 +194,9 @@ def dark_clause(rows: list[Row], verdicts: dict[tuple[str, str], tuple[str, str]
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
+    if len(args) != 1 or args[0] in ("-h", "--help"):
         print(__doc__)
-        return 2
+        return 0 if args and args[0] in ("-h", "--help") else 2
     rows = json.loads(Path(args[0]).read_text())
     verdicts = read_judgements()
     judged(rows, verdicts)

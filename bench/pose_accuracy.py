@@ -20,6 +20,7 @@ Run::
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -180,7 +181,8 @@ def synthetic(analyzer: FaceAnalyzer) -> None:
           f"(max {100 * np.max(scale_err):.2f}%) for face_size_px and eye_distance_px")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     with FaceAnalyzer() as analyzer:
         aflw(analyzer)
         synthetic(analyzer)

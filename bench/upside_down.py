@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import io
 import sys
@@ -184,7 +185,8 @@ def false_alarms() -> None:
                 print(f"    false IMAGE_TURNED: {r[0]}")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     turned_photos()
     false_alarms()
 

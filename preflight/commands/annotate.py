@@ -35,7 +35,7 @@ def register(sub: Any) -> None:
     parser = sub.add_parser("annotate", help="draw the face box, eyes, pose and issues on a photo")
     parser.add_argument("input", metavar="IN", help="the image to annotate")
     parser.add_argument("-o", "--output", required=True, metavar="OUT",
-                        help="output picture: .png or .jpg (also .webp, .bmp, .gif, .tiff)")
+                        help="output picture: .png or .jpg (also .jpeg, .webp, .bmp, .gif, .tif, .tiff)")
     add_policy_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -49,7 +49,7 @@ def picture_format(path: str) -> str:
         if fmt in Image.SAVE:
             return fmt
     what = f"unsupported extension {ext!r}" if ext else "no file extension"
-    raise OutputFileError(f"cannot write a picture to {path}: {what}; use .png or .jpg")
+    raise OutputFileError(f"cannot write a picture to {path}: {what}; use {', '.join(PICTURE_FORMATS)}")
 
 
 def run(args: argparse.Namespace) -> int:

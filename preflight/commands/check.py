@@ -30,8 +30,8 @@ from ..errors import ModelError, PreflightError
 from ..gate import Gate
 from ..report import Report, printable
 
-EPILOG = ("exit status: 0 all pass, 1 any fails, 2 usage error or a file that could not be checked "
-          "(the other files are still checked)")
+EPILOG = ("exit status: 0 all pass, 1 any fails, 2 usage error (a missing file, a bad policy: nothing is "
+          "checked) or a file that vanished during the run (the other files are still checked)")
 
 
 def register(sub: Any) -> None:

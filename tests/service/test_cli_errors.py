@@ -119,7 +119,7 @@ def test_annotate_refuses_an_unknown_extension_before_any_work(tmp_path: Path, p
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("preflight.commands.annotate.Gate", _must_not_run("the gate"))
     assert main(["annotate", str(photo), "-o", str(tmp_path / name), *DOC]) == 2
-    _one_error_line(capsys.readouterr().err, message, "use .png or .jpg")
+    _one_error_line(capsys.readouterr().err, message, "use .png, .jpg, .jpeg, .webp, .bmp, .gif, .tif, .tiff")
     assert not (tmp_path / name).exists()
 
 
