@@ -18,6 +18,7 @@ from typing import IO, Any, Union
 
 import cv2
 import numpy as np
+import simplejpeg
 from PIL import Image, UnidentifiedImageError
 
 from . import codes as C
@@ -302,7 +303,10 @@ def _load_encoded(data: bytes, name: str | None, policy: Policy) -> LoadedImage:
     if not header.complete and fmt in ("JPEG", "PNG"):
         return _unreadable(img, f"the {fmt} data is truncated")
 
-    rgb = _decode(data, fmt, pil)
+    try:
+        rgb = _decode(data, fmt, pil)
+    except _DamagedData as exc:
+        return _unreadable(img, f"the {fmt} data is damaged ({exc}): part of the picture would be garbage")
     if rgb is None:
         return _unreadable(img, f"the {fmt} pixel data could not be decoded")
     img.rgb = _apply_orientation(rgb, orientation)
@@ -376,9 +380,44 @@ def _exif_payload_orientation(payload: bytes | None) -> int:
     return value if 1 <= value <= 8 else 1
 
 
+class _DamagedData(Exception):
+    """The decoder met corrupt data and had to guess part of the picture."""
+
+
+#: libjpeg's one complaint that harms no pixel: bytes between the last scan and the end marker.
+_HARMLESS_JPEG_WARNING = "extraneous bytes before marker 0xd9"
+
+
+def _decode_jpeg(data: bytes) -> np.ndarray | None:
+    """RGB from libjpeg-turbo, strictly: a warning that the data is corrupt ("premature end of data
+    segment", "extraneous bytes before marker 0xd3": a stripe of the picture is garbage) raises
+    :class:`_DamagedData` instead of passing a garbled photo. ``None`` when this decoder cannot read
+    the file at all (CMYK, arithmetic coding, ...): another decoder is tried."""
+    try:
+        rgb: np.ndarray = simplejpeg.decode_jpeg(data, colorspace="RGB", strict=True)
+        return rgb
+    except ValueError as exc:
+        message = str(exc)
+        if not message.startswith("Corrupt JPEG data"):
+            return None
+        if _HARMLESS_JPEG_WARNING not in message:
+            raise _DamagedData(message) from None
+    try:
+        rgb = simplejpeg.decode_jpeg(data, colorspace="RGB", strict=False)
+        return rgb
+    except ValueError:
+        return None
+
+
 def _decode(data: bytes, fmt: str, pil: Image.Image | None) -> np.ndarray | None:
-    """Decode to RGB uint8 *without* applying EXIF orientation (we do that ourselves, explicitly)."""
+    """Decode to RGB uint8 *without* applying EXIF orientation (we do that ourselves, explicitly).
+
+    Raises :class:`_DamagedData` for a JPEG whose entropy-coded data is corrupt."""
     has_alpha = pil is not None and (pil.mode in ("RGBA", "LA", "PA") or "transparency" in pil.info)
+    if fmt == "JPEG":
+        rgb = _decode_jpeg(data)
+        if rgb is not None:
+            return rgb
     # OpenCV's libpng prints its complaints about a PNG's colour profile ("libpng warning: iCCP: ...")
     # straight to the process's stderr; Pillow reads the same pixels without a word.
     png_profile = fmt == "PNG" and pil is not None and bool(pil.info.get("icc_profile"))

@@ -68,6 +68,55 @@ def test_png_with_a_broken_colour_profile_decodes_silently(capfd: pytest.Capture
     assert np.array_equal(with_profile.rgb, load(plain, preflight.Policy()).rgb)  # the same pixels, either way
 
 
+@pytest.mark.parametrize("damage", ["zeros", "random"])
+@pytest.mark.parametrize("where", [0.3, 0.6])
+def test_a_jpeg_with_damaged_data_is_unreadable_not_passed(file_gate: preflight.Gate, capfd: pytest.CaptureFixture[str],
+                                                           damage: str, where: float) -> None:
+    # restart markers let the decoder resynchronise: OpenCV handed back a photo with a garbled stripe
+    # (and "Corrupt JPEG data: ..." on the process's stderr), and the gate passed it
+    intact = SAMPLE.read_bytes()
+    assert file_gate.check(intact).passed
+    damaged = bytearray(intact)
+    start = int(len(intact) * where)
+    fill = bytes(400) if damage == "zeros" else np.random.default_rng(7).bytes(400)
+    damaged[start : start + 400] = fill
+    capfd.readouterr()
+    report = file_gate.check(bytes(damaged))
+    assert C.FAILED_TO_READ_IMAGE in report.codes and not report.passed
+    assert "damaged" in report.to_dict()["issues"]["preflight"][C.FAILED_TO_READ_IMAGE]
+    assert capfd.readouterr().err == ""
+
+
+def test_bytes_before_the_jpeg_end_marker_are_harmless(file_gate: preflight.Gate) -> None:
+    # libjpeg complains ("93 extraneous bytes before marker 0xd9") but every pixel was decoded
+    clean = encode(Image.open(SAMPLE), "JPEG", quality=90)
+    padded = clean[:-2] + bytes(100) + clean[-2:]
+    report = file_gate.check(padded)
+    assert C.FAILED_TO_READ_IMAGE not in report.codes and report.passed
+
+
+@pytest.mark.parametrize("name", ["obama.jpg", "biden.jpg", "grace_hopper_512x512.jpg", "rocket.jpg"])
+def test_jpeg_pixels_are_the_ones_opencv_decodes(name: str) -> None:
+    # the JPEG decoder changed (libjpeg-turbo through simplejpeg, strict); every calibrated threshold
+    # was measured on OpenCV's pixels, so the two must agree exactly
+    import cv2
+
+    from preflight.loading import load
+
+    data = (SAMPLE.parent / name).read_bytes()
+    ours = load(data, preflight.Policy()).rgb
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    assert ours is not None and np.array_equal(ours, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+
+
+@pytest.mark.parametrize("mode", ["CMYK", "L"])
+def test_jpegs_of_other_colour_models_still_decode(file_gate: preflight.Gate, mode: str) -> None:
+    data = encode(Image.open(SAMPLE).convert(mode), "JPEG", quality=90)
+    report = file_gate.check(data)
+    assert C.FAILED_TO_READ_IMAGE not in report.codes
+    assert (report.measurements.width, report.measurements.height) == Image.open(SAMPLE).size
+
+
 def test_truncated_png_is_still_reported_truncated(file_gate: preflight.Gate) -> None:
     png = encode(gradient(640, 480), "PNG")
     report = file_gate.check(png[: len(png) // 2])
