@@ -40,6 +40,7 @@ import os
 import threading
 import typing
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import PurePath
 from typing import Any, Literal
 
 import dask
@@ -54,8 +55,15 @@ from .gate import Gate
 from .loading import MAX_READ_BYTES
 from .policy import Policy
 from .report import Report
-from .screening import IMAGE_EXTENSIONS, failed_report, failure_reason, find_images, tune_worker_process
-from .table import empty_frame, records_to_frame, report_row
+from .screening import (
+    IMAGE_EXTENSIONS,
+    failed_report,
+    failure_reason,
+    find_images,
+    read_error,
+    tune_worker_process,
+)
+from .table import empty_frame, labelled, records_to_frame, report_row
 
 Output = Literal["rows", "reports"]
 
@@ -198,12 +206,21 @@ def worker_info(dask_worker: Any = None) -> dict[str, Any]:
 # -- reading and checking ----------------------------------------------------------------------
 
 def check_path(gate: Gate, path: str, storage_options: dict[str, Any] | None = None) -> Report:
-    """Read ``path`` through fsspec and check the bytes; a report for any bad file, never a raise."""
+    """Read ``path`` through fsspec and check the bytes; a report for any bad file, never a raise.
+
+    A file that cannot be read gets the report a local run gives it (the same reason, the path as
+    given: :func:`preflight.screening.read_error`), so that both tables are identical.
+    """
     fsspec: Any = importlib.import_module("fsspec")
     try:
-        with fsspec.open(path, "rb", **(storage_options or {})) as fh:
-            data = fh.read(MAX_READ_BYTES + 1)
-        return gate.check(data, name=path)
+        try:
+            with fsspec.open(path, "rb", **(storage_options or {})) as fh:
+                data = fh.read(MAX_READ_BYTES + 1)
+        except OSError as exc:
+            # a local check names the path as pathlib prints it (``./a.jpg`` is ``a.jpg``)
+            shown = path if "://" in path else str(PurePath(path))
+            return failed_report(path, gate.policy, str(read_error(exc, shown)))
+        return labelled(gate.check(data, name=path), gate.policy)
     except ModelError:
         raise
     except Exception as exc:

@@ -24,6 +24,7 @@ worker again gets a ``FAILED_TO_READ_IMAGE`` report; the run goes on. Only progr
 from __future__ import annotations
 
 import contextlib
+import errno
 import fnmatch
 import itertools
 import multiprocessing
@@ -56,7 +57,18 @@ from .errors import (
 from .gate import Gate
 from .policy import Policy
 from .report import Issue, Measurements, Report, printable
-from .table import RowWriter, done_sources, open_writer, output_format, report_row
+from .table import (
+    FINGERPRINT_SEPARATOR,
+    RowWriter,
+    check_columns,
+    done_sources,
+    labelled,
+    open_writer,
+    output_format,
+    policy_label,
+    preset_names,
+    report_row,
+)
 
 #: File name extensions screened when walking a directory (case-insensitive).
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
@@ -120,10 +132,15 @@ def _walk(top: str, exts: set[str], seen: set[tuple[int, int]]) -> list[str]:
         raise _cannot_list(error.filename or top, error) from error
 
     out: list[str] = []
-    if not _first_visit(top, seen):
+    if _identity(top) in seen:  # walked already (a glob matched it and a folder above it)
         return out
+    # A folder is claimed when the walk enters it, in sorted order, depth first: of the names a
+    # folder has (through symlinks), the one listed first wins, whatever order the disk lists them in.
     for root, dirs, files in os.walk(top, onerror=fail, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and _first_visit(os.path.join(root, d), seen))
+        if not _first_visit(root, seen):
+            dirs[:] = []  # entered under another name already (or a link back up the tree)
+            continue
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         out += [os.path.join(root, f) for f in sorted(files)
                 if not f.startswith(".") and os.path.splitext(f)[1].lower() in exts]
     return out
@@ -275,8 +292,27 @@ def failed_report(source: str | None, policy: Policy, reason: str) -> Report:
         measurements=Measurements(),
         not_checked={"pixels": reason},
         source=source,
-        policy=policy.name,
+        policy=policy_label(policy),
     )
+
+
+def read_error(exc: OSError, path: str) -> SourceNotFoundError | SourceReadError:
+    """What reading the file ``path`` failing with ``exc`` means, in the words of a local check.
+
+    :func:`preflight.gate.Gate.check` of a local path says ``no such file: PATH`` (missing, a
+    dangling symlink, a symlink loop), ``PATH is a folder, not an image file`` or
+    ``cannot read PATH: <the system's reason>`` (no permission, an I/O error); readers of other
+    kinds (:func:`preflight.dask.check_path`, through fsspec) use this to say the same.
+    """
+    if isinstance(exc, (SourceNotFoundError, SourceReadError)):
+        return exc
+    if isinstance(exc, IsADirectoryError):
+        return SourceNotFoundError(f"{path} is a folder, not an image file")
+    if isinstance(exc, (FileNotFoundError, NotADirectoryError)) or exc.errno == errno.ELOOP:
+        return SourceNotFoundError(f"no such file: {path}")
+    if exc.errno == errno.ENAMETOOLONG:
+        return SourceNotFoundError(f"no such file: {path} ({exc.strerror or exc})")
+    return SourceReadError(f"cannot read {path}: {exc.strerror or exc}")
 
 
 def failure_reason(exc: BaseException, source: str | None = None) -> str:
@@ -284,7 +320,7 @@ def failure_reason(exc: BaseException, source: str | None = None) -> str:
     if isinstance(exc, SourceNotFoundError):  # its message says which: missing, or a folder
         return str(exc)
     if isinstance(exc, FileNotFoundError):
-        return f"no such file: {source}"
+        return str(read_error(exc, str(source)))
     return f"unexpected error: {type(exc).__name__}: {exc}"
 
 
@@ -294,9 +330,12 @@ def check_source(gate: Gate, source: str) -> Report:
 
 
 def safe_check(check: CheckFn, gate: Gate, source: str) -> Report:
-    """``check(gate, source)`` that never raises for a bad file (only for a model that cannot load)."""
+    """``check(gate, source)`` that never raises for a bad file (only for a model that cannot load).
+
+    The report's ``policy`` is the gate policy's :func:`~preflight.table.policy_label`.
+    """
     try:
-        return check(gate, source)
+        return labelled(check(gate, source), gate.policy)
     except ModelError:
         raise
     except Exception as exc:  # a vanished file, or a bug in a decoder: a report, never a crashed run
@@ -350,15 +389,69 @@ def tune_worker_process(opencv_threads: int | None = 1, *, malloc: bool = True) 
     return done
 
 
+#: How often a worker checks that the process that started it is still alive (seconds).
+PARENT_POLL_SECONDS = 0.5
+_PR_SET_PDEATHSIG = 1
+
+
+def _set_parent_death_signal(sig: int) -> bool:
+    """Linux: have the kernel send ``sig`` to this process when its parent dies; False if unavailable.
+
+    The kernel sends it when the *thread* that started this process ends, so it is only asked for
+    when that thread is the parent's main thread (whose end is the process's end).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return False
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    return bool(prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0) == 0)
+
+
+def exit_with_parent(parent_pid: int | None = None, *, death_signal: bool = True) -> None:
+    """End this (worker) process soon after its parent process dies, however it dies.
+
+    A pool worker blocks on its task queue, whose pipe it holds both ends of, so it never sees its
+    parent go: after a ``kill -9`` of the parent it would live on, adopted by init, its model loaded.
+    Here, on Linux, the kernel kills it with the parent (``PR_SET_PDEATHSIG``, when
+    ``death_signal``), and everywhere a daemon thread checks ``os.getppid()`` every
+    :data:`PARENT_POLL_SECONDS` and ends the process (``os._exit``) once it has changed.
+    ``parent_pid``: the parent's pid if known (a parent that died already is then noticed too);
+    ``None``: the current parent.
+    """
+    if death_signal:
+        _set_parent_death_signal(signal.SIGKILL)
+    current = os.getppid()
+    if parent_pid is not None and current != parent_pid:  # it died before the signal was set up
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == current:
+            time.sleep(PARENT_POLL_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="preflight-parent-watch", daemon=True).start()
+
+
 def _init_worker(
-    policy: Policy, model_path: str | None, check: CheckFn | None, opencv_threads: int | None, started: Any = None
+    policy: Policy, model_path: str | None, check: CheckFn | None, opencv_threads: int | None, started: Any = None,
+    parent: tuple[int | None, bool] | None = None,
 ) -> None:
     """Process-pool initializer: one Gate for this process, model loaded now, closed at exit.
 
     ``started`` (a shared counter) is incremented once the initializer has run, so that the parent
     can tell workers that died starting up (a script without a main guard) from images that crash.
+    ``parent``: :func:`exit_with_parent`'s arguments: the worker ends soon after its parent.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business
+    if parent is not None:
+        exit_with_parent(parent[0], death_signal=parent[1])
     try:
         if opencv_threads is not None:
             _WORKER["tuning"] = tune_worker_process(opencv_threads)
@@ -465,13 +558,9 @@ class Screening(Iterator[Report]):
         if self.out is not None:
             output_format(self.out)  # unknown suffix or missing pyarrow: fail before any work
             if resume:
+                check_columns(self.out)  # a file of other rows: not "results of policy None"
                 self.done = done_sources(self.out)
-                others = sorted({p for p in self.done.values() if p != self.policy.name})
-                if others:
-                    raise OutputFileError(
-                        f"{self.out} holds results of policy {', '.join(others)}, not {self.policy.name};"
-                        " use another output file, or start it anew (resume=False; --restart on the command line)"
-                    )
+                _check_same_policy(self.out, self.done.values(), self.policy)
         #: Sources skipped because they are already in ``out`` (known up front for sized inputs).
         self.skipped = 0
         #: Number of sources to screen (None for a lazy iterable of unknown length).
@@ -572,7 +661,12 @@ class Screening(Iterator[Report]):
     def _run_inline(self, emit: Callable[[Sequence[Report]], None]) -> Iterator[Report]:
         check = self._check or check_source
         with Gate(self.policy, model_path=self.model_path) as gate:
-            for _, source in self._items():
+            for n, (_, source) in enumerate(self._items()):
+                if n == 0 and self.policy.check_face:
+                    # as in the workers: without MediaPipe's C++ start-up lines on stderr (fd 2 is
+                    # silenced for this process while the model loads), and only once there is work
+                    with quiet_stderr():
+                        _ = gate.analyzer
                 report = safe_check(check, gate, source)
                 self._record(os.getpid(), id(gate), 1)
                 emit([report])
@@ -586,8 +680,17 @@ class Screening(Iterator[Report]):
             max_workers=workers,
             mp_context=context,
             initializer=_init_worker,
-            initargs=(self.policy, self.model_path, self._check, self._opencv_threads(workers), self._started),
+            initargs=(self.policy, self.model_path, self._check, self._opencv_threads(workers), self._started,
+                      self._parent()),
         )
+
+    def _parent(self) -> tuple[int | None, bool]:
+        """For :func:`exit_with_parent` in the workers: ``(parent pid if this process, death signal)``."""
+        # forkserver: the server is the workers' parent (it ends when this process does)
+        pid = os.getpid() if self.mp_context in ("spawn", "fork") else None
+        # workers are started by the thread that submits work, and the parent-death signal follows
+        # that thread: only safe from the main thread (a run may be iterated from several threads)
+        return pid, threading.current_thread() is threading.main_thread()
 
     def _opencv_threads(self, workers: int) -> int | None:
         """OpenCV threads per worker: the CPUs shared out (None: leave the workers untuned)."""
@@ -698,6 +801,31 @@ class Screening(Iterator[Report]):
         return True
 
 
+def _check_same_policy(out: Path, labels: Iterable[str], policy: Policy) -> None:
+    """Raise OutputFileError when ``out``'s rows were written with another policy than ``policy``.
+
+    Rows carry :func:`~preflight.table.policy_label`: a name alone for a preset, else the name and a
+    fingerprint of every value. So a policy that changes thresholds but keeps a preset's name is
+    another policy, and a row with a bare name that is no preset's (written before labels had
+    fingerprints) cannot be matched to any policy.
+    """
+    label = policy_label(policy)
+    others = sorted({str(p) for p in labels if p != label})
+    if not others:
+        return
+    why = ""
+    if policy.name in others:  # a bare name: this run's policy is not what it stands for
+        why = (f" (the {policy.name!r} preset; this run's policy has its name but other settings)"
+               if policy.name in preset_names() else
+               " (rows written by an older version, which did not record the policy's settings)")
+    elif any(p.partition(FINGERPRINT_SEPARATOR)[0] == policy.name for p in others):
+        why = " (the same name with other settings)"
+    raise OutputFileError(
+        f"{out} holds results of policy {', '.join(others)}, not {label}{why};"
+        " use another output file, or start it anew (resume=False; --restart on the command line)"
+    )
+
+
 def _name(source: str | os.PathLike[str]) -> str:
     if isinstance(source, bytes) or not isinstance(source, (str, os.PathLike)):
         raise InvalidSourceError(f"screen() takes paths (str or os.PathLike), got {type(source).__name__}")
@@ -750,7 +878,8 @@ def screen(
         resume: with ``out``: skip the sources whose path is already in the file (they are not
             yielded; :attr:`Screening.skipped` counts them) and append the new rows. ``False``
             starts the file anew. Paths are compared as given: rerun from the same directory with
-            the same arguments. A file written with another policy name is refused.
+            the same arguments. A file written with another policy (another name, or other values
+            under the same name: see :func:`~preflight.table.policy_label`) is refused.
         chunksize: sources per task sent to a worker (default: up to 8, fewer for small inputs).
         model_path: a face model other than the bundled one.
 

@@ -3,7 +3,8 @@
 :func:`to_table` turns reports into a pandas ``DataFrame`` (a list of dicts when pandas is not
 installed). The columns, always the same and in the same order (see :func:`columns`):
 
-- ``source``, ``passed``, ``policy``;
+- ``source``, ``passed``, ``policy`` (:func:`policy_label`: the preset's name, or the policy's name and
+  a fingerprint of its values);
 - every :class:`~preflight.report.Measurements` field, ``face_box`` split into ``face_box_x``,
   ``face_box_y``, ``face_box_w`` and ``face_box_h``;
 - ``code_<CODE>``: one boolean per code in :data:`preflight.codes.ALL_CODES` (True when the image
@@ -26,6 +27,9 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
+import functools
+import hashlib
 import importlib
 import io
 import json
@@ -40,6 +44,7 @@ from typing import Any, Literal, Protocol
 
 from .codes import ALL_CODES
 from .errors import OutputFileError as OutputFileError  # re-exported: it was defined here first
+from .policy import Policy
 from .report import Measurements, Report, printable
 
 Kind = Literal["str", "int", "float", "bool"]
@@ -116,6 +121,60 @@ _KINDS = {c.name: c for c in _COLUMNS}
 
 def column_names() -> list[str]:
     return [c.name for c in _COLUMNS]
+
+
+# -- the policy column -------------------------------------------------------------------------
+
+#: Separates a policy's name from its fingerprint in the ``policy`` column.
+FINGERPRINT_SEPARATOR = "#"
+
+
+def policy_fingerprint(policy: Policy) -> str:
+    """8 hex digits of SHA-256 over every field of ``policy`` (canonical JSON, sorted keys).
+
+    Equal policies have equal fingerprints, whichever way they were made (``224`` and ``224.0`` for
+    a float field are the same value).
+    """
+    data = dataclasses.asdict(policy)
+    for f in dataclasses.fields(policy):
+        if type(f.default) is float:
+            data[f.name] = float(data[f.name])
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()[:8]
+
+
+@functools.lru_cache(maxsize=1)
+def _preset_fingerprints() -> dict[str, str]:
+    presets = (Policy.progeny_selfie(), Policy.progeny_document())
+    return {p.name: policy_fingerprint(p) for p in presets}
+
+
+def preset_names() -> frozenset[str]:
+    """The names that, alone in the ``policy`` column, mean a preset's values."""
+    return frozenset(_preset_fingerprints())
+
+
+@functools.lru_cache(maxsize=64)
+def policy_label(policy: Policy) -> str:
+    """What the ``policy`` column says for ``policy``: which policy, all its values included.
+
+    The preset's name (``progeny_selfie``, ``progeny_document``) for a policy equal to that preset;
+    otherwise the name, ``#`` and :func:`policy_fingerprint` (``progeny_selfie#1f0c9a2e``: the
+    selfie preset's name with other thresholds, or ``strict#5d41402a`` for a policy of its own).
+    Screening runs write it in every row and resume only a file whose rows all have this label.
+    """
+    fingerprint = policy_fingerprint(policy)
+    if _preset_fingerprints().get(policy.name) == fingerprint:
+        return policy.name
+    return f"{policy.name}{FINGERPRINT_SEPARATOR}{fingerprint}"
+
+
+def labelled(report: Report, policy: Policy) -> Report:
+    """``report`` of a check under ``policy``, its ``policy`` set to :func:`policy_label` (once)."""
+    label = policy_label(policy)
+    if report.policy != policy.name or report.policy == label:
+        return report  # another policy's (a custom check chose its own), or labelled already
+    return dataclasses.replace(report, policy=label)
 
 
 # -- rows --------------------------------------------------------------------------------------
@@ -294,6 +353,7 @@ class JsonlWriter:
         self.path = path
         if append and path.exists():
             _trim_partial_line(path)
+            _check_jsonl_columns(path)
         self._fh = path.open("a" if append else "w", encoding="utf-8", newline="\n")
 
     def write(self, rows: Sequence[Row]) -> None:
@@ -303,6 +363,53 @@ class JsonlWriter:
 
     def close(self) -> None:
         self._fh.close()
+
+
+def check_columns(path: str | os.PathLike[str]) -> None:
+    """Raise OutputFileError if ``path`` exists but is not a results file of this version (other columns).
+
+    :func:`open_writer` checks this too; a run that resumes checks it first, before reading the file.
+    A file that is not even text (not UTF-8, a broken Parquet file) raises what reading it raises.
+    """
+    fmt = output_format(path)
+    p = Path(path)
+    if not p.exists() or p.stat().st_size == 0:
+        return
+    if fmt == ".jsonl":
+        _check_jsonl_columns(p)
+    elif fmt == ".csv":
+        with p.open("rb") as fh:
+            first = fh.readline()
+        if not first.endswith(b"\n"):
+            return  # a header cut off by a kill: the writer starts the file anew
+        # not UTF-8 (UnicodeDecodeError) or garbled (csv.Error): unreadable rather than foreign, raised as is
+        header = next(csv.reader([first.decode("utf-8")]), None)
+        if header != column_names():
+            raise OutputFileError(
+                f"{p} has other columns than this version of preflight writes; use another output file"
+            )
+    else:
+        _check_parquet_columns(p)
+
+
+def _check_jsonl_columns(path: Path) -> None:
+    """Refuse to append to a JSON lines file whose first row is not one of this table's rows."""
+    with path.open("rb") as fh:
+        first = fh.readline()
+    if not first.endswith(b"\n"):
+        return  # empty, or a first row cut off by a kill (dropped when appending): nothing to mix with
+    text = first.decode("utf-8")  # not UTF-8: unreadable rather than foreign, raised as is (a ValueError)
+    try:
+        row = json.loads(text)
+    except ValueError:
+        row = None
+    if not isinstance(row, dict):
+        raise OutputFileError(f"{path} is not a results file (its first line is not a JSON object); "
+                              "use another output file")
+    if set(row) != set(column_names()):
+        raise OutputFileError(
+            f"{path} has other columns than this version of preflight writes; use another output file"
+        )
 
 
 def _csv_text(value: Any) -> Any:

@@ -14,7 +14,7 @@ from preflight import Gate, Policy, codes, screen
 from preflight.errors import InvalidSourceError, ModelError, SourceNotFoundError
 from preflight.report import Report
 from preflight.screening import Screening, Summary, find_images
-from preflight.table import OutputFileError, read_rows, to_records, write_table
+from preflight.table import OutputFileError, labelled, policy_fingerprint, read_rows, to_records, write_table
 
 from . import _hooks
 from ._dataset import CORRUPT, NOT_IMAGES
@@ -203,7 +203,8 @@ def test_a_worker_that_dies_costs_one_report_not_the_run(tmp_path: Path, samples
     died = reports[4]
     assert died.codes == {codes.FAILED_TO_READ_IMAGE} and "worker process" in died.issues[0].message
     with Gate(FILE_POLICY) as gate:
-        expected = gate.check(sources[0], name=sources[0])
+        expected = labelled(gate.check(sources[0], name=sources[0]), FILE_POLICY)  # the preset's name, other values
+    assert expected.policy == died.policy == f"progeny_selfie#{policy_fingerprint(FILE_POLICY)}"
     for report in reports[:4] + reports[5:]:
         assert dataclasses.replace(report, source=sources[0]) == expected
 
@@ -339,8 +340,7 @@ def test_bad_arguments(tmp_path: Path, dataset: Path) -> None:
         screen([], workers=0)
     with pytest.raises(OutputFileError):
         screen([], out=tmp_path / "results.xlsx")
-    other = write_table([], tmp_path / "doc.jsonl")
-    other.write_text('{"source": "a.jpg", "policy": "progeny_document", "passed": true}\n')
+    other = write_table([{"source": "a.jpg", "policy": "progeny_document", "passed": True}], tmp_path / "doc.jsonl")
     with pytest.raises(OutputFileError, match="progeny_document"):
         screen(["a.jpg"], out=other)
     assert screen(["a.jpg"], out=other, resume=False).total == 1  # starting anew is allowed
