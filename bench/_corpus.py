@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -55,28 +56,37 @@ def manifest(root: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh, delimiter="\t"))
 
 
-def calibration_set(root: Path | None = None) -> list[tuple[str, Path]]:
-    """(relative path, absolute path) of the selected photos, in manifest order."""
+def photos(root: Path | None = None, keep: Callable[[dict[str, str]], bool] = lambda row: True
+           ) -> list[tuple[str, Path]]:
+    """(relative path, absolute path) of the manifest's photos that ``keep`` accepts, in manifest order:
+    not from an excluded source, and each file content only once."""
     root = root or shared_faces()
     seen: set[str] = set()
     out = []
     for row in manifest(root):
-        if row["faces_visible_judgement"] != "1":
-            continue
-        try:
-            iris = float(row["iris_dist_px_mp"])
-        except ValueError:
-            continue
         rel = row["path"]
-        if iris < 60 or any(s in rel for s in EXCLUDED_SOURCES):
+        if not keep(row) or any(s in rel for s in EXCLUDED_SOURCES):
             continue
         path = root / rel
         digest = hashlib.sha1(path.read_bytes()).hexdigest()
-        if digest in seen:
-            continue
-        seen.add(digest)
-        out.append((rel, path))
+        if digest not in seen:
+            seen.add(digest)
+            out.append((rel, path))
     return out
+
+
+def _calibration_row(row: dict[str, str]) -> bool:
+    if row["faces_visible_judgement"] != "1":
+        return False
+    try:
+        return float(row["iris_dist_px_mp"]) >= 60
+    except ValueError:
+        return False
+
+
+def calibration_set(root: Path | None = None) -> list[tuple[str, Path]]:
+    """(relative path, absolute path) of the selected photos, in manifest order."""
+    return photos(root, _calibration_row)
 
 
 def read_rgb(path: str | os.PathLike[str]) -> np.ndarray:

@@ -12,7 +12,6 @@ exposure measures (``--sheet`` writes their crops on a contact sheet, for a pers
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,19 +32,9 @@ FIELDS = ("brightness", "tone_gamma", "face_highlight_luma", "face_contrast_stop
 
 
 def faces(min_eyes: float) -> list[tuple[dict[str, Any], np.ndarray]]:
-    root = _corpus.shared_faces()
-    seen: set[str] = set()
     out = []
     with FaceAnalyzer(max_faces=20) as analyzer:
-        for row in _corpus.manifest(root):
-            rel = row["path"]
-            if any(s in rel for s in _corpus.EXCLUDED_SOURCES):
-                continue
-            path = root / rel
-            digest = hashlib.sha1(path.read_bytes()).hexdigest()
-            if digest in seen:
-                continue
-            seen.add(digest)
+        for rel, path in _corpus.photos():
             try:
                 rgb = _corpus.read_rgb(path)
             except Exception:  # a file the corpus reader cannot open is skipped
