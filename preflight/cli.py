@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__, guidance
-from ._native import quiet_stderr
 from .errors import OutputFileError, PreflightError
 from .policy import Policy
 
@@ -149,8 +148,7 @@ def load_face_model(gate: Gate) -> None:
     a user can act on; a model that fails to load still raises :class:`~preflight.errors.ModelError`.
     """
     if gate.policy.check_face:
-        with quiet_stderr():
-            _ = gate.analyzer
+        gate.load_model(quiet=True)
 
 
 def output_error(path: str | os.PathLike[str], exc: OSError, doing: str = "write") -> OutputFileError:

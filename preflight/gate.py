@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -9,6 +10,7 @@ from types import TracebackType
 from typing import Any
 
 from . import pixels, rules
+from ._native import quiet_stderr
 from .errors import GateClosedError
 from .face import FaceAnalyzer
 from .loading import Source, load
@@ -58,6 +60,17 @@ class Gate:
     def model_loaded(self) -> bool:
         """Whether the face model is loaded (it is on the first check that needs it, or by ``analyzer``)."""
         return self._analyzer is not None
+
+    def load_model(self, *, quiet: bool = False) -> None:
+        """Load the face model now instead of on the first check that needs it (a warm-up).
+
+        ``quiet`` keeps MediaPipe's C++ start-up lines ("Created TensorFlow Lite XNNPACK delegate",
+        "W0000 ... feedback tensors") off file descriptor 2 while it loads. That silences the whole
+        process for the moment, so it is for processes preflight owns (the command line, screening
+        workers, the service's workers). A model that fails to load still raises ModelError.
+        """
+        with quiet_stderr() if quiet else contextlib.nullcontext():
+            _ = self.analyzer
 
     @property
     def analyzer(self) -> FaceAnalyzer:

@@ -44,7 +44,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ._native import quiet_stderr
 from .codes import DEFAULT_SEVERITY, FAILED_TO_READ_IMAGE
 from .errors import (
     InvalidSourceError,
@@ -457,8 +456,7 @@ def _init_worker(
             _WORKER["tuning"] = tune_worker_process(opencv_threads)
         gate = Gate(policy, model_path=model_path)
         if policy.check_face:
-            with quiet_stderr():
-                _ = gate.analyzer
+            gate.load_model(quiet=True)
         # Close the landmarker explicitly when the worker exits (pool workers end with os._exit,
         # which skips atexit handlers; multiprocessing's own finalizers do run).
         multiprocessing.util.Finalize(None, gate.close, exitpriority=10)
@@ -665,8 +663,7 @@ class Screening(Iterator[Report]):
                 if n == 0 and self.policy.check_face:
                     # as in the workers: without MediaPipe's C++ start-up lines on stderr (fd 2 is
                     # silenced for this process while the model loads), and only once there is work
-                    with quiet_stderr():
-                        _ = gate.analyzer
+                    gate.load_model(quiet=True)
                 report = safe_check(check, gate, source)
                 self._record(os.getpid(), id(gate), 1)
                 emit([report])

@@ -24,7 +24,7 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager, nullcontext
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,7 +37,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__, codes
-from .._native import quiet_stderr
 from ..annotate import annotate as annotate_image
 from ..errors import PreflightError
 from ..gate import Gate
@@ -163,13 +162,7 @@ class ServiceState:
             # broken model file stops the worker at start-up instead of failing requests. Also when the
             # default policy checks no face: a request may pick the selfie preset, and a liveness submit
             # checks its selfie.
-            quiet = quiet_stderr if self.settings.quiet_model_start else nullcontext
-
-            def load() -> None:
-                with quiet():
-                    gate.analyzer  # noqa: B018 (the property loads the model)
-
-            await run_in_threadpool(load)
+            await run_in_threadpool(lambda: gate.load_model(quiet=self.settings.quiet_model_start))
         self.started_at = time.monotonic()
 
     def stop(self) -> None:

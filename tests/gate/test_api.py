@@ -196,3 +196,16 @@ def test_closed_gate_refuses_face_checks():
     gate.close()
     with pytest.raises(RuntimeError):
         _ = gate.analyzer
+
+
+def test_load_model_warms_up_a_gate_quietly(capfd):
+    # the command line, screening workers and the service's workers load the model this way
+    with preflight.Gate() as gate:
+        assert not gate.model_loaded
+        capfd.readouterr()
+        gate.load_model(quiet=True)
+        assert gate.model_loaded
+        assert capfd.readouterr().err == ""  # MediaPipe's start-up lines kept off fd 2
+        analyzer = gate.analyzer
+        gate.load_model()
+        assert gate.analyzer is analyzer  # loaded once
